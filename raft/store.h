@@ -75,7 +75,10 @@ struct store_result {
 struct store_config {
 	/* History is kept while it holds fewer than history_min_events events
 	 * OR its oldest event is younger than history_min_age_ms (by command
-	 * time): whichever keeps more. Defaults: 100000 and 300000 (5 min). */
+	 * time): whichever keeps more. Defaults: 100000 and 300000 (5 min).
+	 * Precisely: after each PUT/DELETE the oldest event is dropped while
+	 * more than history_min_events remain AND it is at least
+	 * history_min_age_ms older than the largest time_ms applied so far. */
 	uint64_t history_min_events;
 	uint64_t history_min_age_ms;
 };
@@ -93,16 +96,25 @@ void store_free(struct store *s);
 /* Current revision (0 when empty and new). */
 uint64_t store_revision(const struct store *s);
 
-/* Oldest revision whose event is still in the history; a watch may start
- * after any revision >= store_compacted(). */
+/* The history holds the events of revisions store_compacted() + 1 ..
+ * store_revision(); a watch may start after any revision >=
+ * store_compacted(). 0 for a new store; the revision after a restore. */
 uint64_t store_compacted(const struct store *s);
 
 /* Number of keys. */
 size_t store_count(const struct store *s);
 
 /* Applies a command. Failed conditions change nothing (the revision stays)
- * and are reported in ret_result->status. Returns 0, or -ENOMEM / -EINVAL
- * (malformed command) with nothing changed. */
+ * and are reported in ret_result->status, with the key's current mod_rev
+ * and create_rev (0 when absent). Returns 0, or -ENOMEM / -EINVAL
+ * (malformed command) with nothing changed.
+ * PUT: COND_ABSENT -> STORE_EEXIST if present; COND_MOD_REV ->
+ * STORE_ENOENT if absent, STORE_ESTALE on mismatch.
+ * DELETE: STORE_ENOENT if absent; COND_MOD_REV -> STORE_ESTALE on
+ * mismatch; COND_ABSENT is malformed.
+ * COMPACT (cond NONE, empty key): never fails; a revision past the current
+ * one compacts everything; ret_result->mod_rev is the new compacted point.
+ * Keys must be non-empty and at most UINT32_MAX bytes, values too. */
 int store_apply(struct store *s, const struct store_cmd *cmd,
 		struct store_result *ret_result);
 
@@ -174,19 +186,21 @@ void store_watch_free(struct store_watch *w);
  * Errors: -ENOMEM. */
 int store_snapshot(const struct store *s, void **ret_buf, size_t *ret_len);
 
-/* Replaces the whole content with a snapshot. Live watches become gone.
+/* Replaces the whole content with a snapshot. Live watches become gone;
+ * the callbacks of drained ones fire so that their owners notice.
  * Errors: -EBADMSG (corrupt, truncated or unknown format; store unchanged),
  * -ENOMEM. */
 int store_restore(struct store *s, const void *buf, size_t len);
 
 /* Command codec: msgpack, padded with zeros to a multiple of 8 bytes
  * (libraft 0.15 corrupts other lengths). @alloc allocates the buffer
- * (e.g. raft_malloc; malloc if NULL). Errors: -ENOMEM. */
+ * (e.g. raft_malloc; malloc if NULL). Errors: -ENOMEM, -EINVAL (a command
+ * store_apply() would reject as malformed). */
 int store_cmd_encode(const struct store_cmd *cmd, void *(*alloc)(size_t),
 		     void **ret_buf, size_t *ret_len);
 
-/* Decodes in place: the key and value pointers point into @buf.
- * Errors: -EBADMSG. */
+/* Decodes in place: the key and value pointers point into @buf. @len
+ * must be the padded length (a multiple of 8). Errors: -EBADMSG. */
 int store_cmd_decode(const void *buf, size_t len, struct store_cmd *ret_cmd);
 
 #endif
