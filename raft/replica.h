@@ -69,10 +69,14 @@ struct store *replica_store(struct replica *r);
 bool replica_failed(const struct replica *r);
 
 /* Writes: the caller owns @req until its callback, which always runs when
- * replica_apply() returned 0, with status 0 and the store result, or
- * REPLICA_ENOTLEADER / REPLICA_EUNKNOWN / REPLICA_ESHUTDOWN / -ENOMEM.
- * @cmd is encoded at once (borrowed). A follower returns
- * REPLICA_ENOTLEADER synchronously. */
+ * replica_apply() returned 0, with status 0 and the store result (borrowed:
+ * valid during the callback only), or REPLICA_EUNKNOWN (leadership lost or
+ * disk write failed after the entry was appended: it may still commit) or
+ * REPLICA_ESHUTDOWN (replica closing; the entry may likewise still have
+ * committed). @cmd is encoded at once (borrowed); a time_ms of 0 is
+ * replaced by the leader's wall clock. Synchronous errors:
+ * REPLICA_ENOTLEADER (follower), REPLICA_ESHUTDOWN, -EIO (failed replica),
+ * -EINVAL (malformed command), -ENOMEM. */
 struct replica_apply;
 typedef void (*replica_apply_cb)(struct replica_apply *req, int status,
 				 const struct store_result *result);
@@ -85,9 +89,12 @@ int replica_apply(struct replica *r, struct replica_apply *req,
 		  const struct store_cmd *cmd, replica_apply_cb cb);
 
 /* Linearizable reads on the leader: completes once the replica has applied
- * everything committed before the call. Concurrent calls share one
- * raft_barrier. @ret_index in the callback: the applied index reached.
- * Errors: REPLICA_ENOTLEADER (sync), others through the callback. */
+ * everything committed before the call. One raft_barrier is in flight at a
+ * time; calls arriving meanwhile share the next one. @index in the
+ * callback: the applied index reached (the barrier entry's index - 1), the
+ * read index a follower waits for with replica_wait_applied().
+ * Errors: REPLICA_ENOTLEADER (sync, or through the callback when
+ * leadership is lost meanwhile), REPLICA_ESHUTDOWN, -EIO, -ENOMEM. */
 struct replica_barrier;
 typedef void (*replica_barrier_cb)(struct replica_barrier *req, int status,
 				   uint64_t index);
@@ -99,8 +106,9 @@ struct replica_barrier {
 int replica_barrier(struct replica *r, struct replica_barrier *req,
 		    replica_barrier_cb cb);
 
-/* Completes once this replica has applied up to @index (at once when it
- * has). Used by followers after asking the leader for its index.
+/* Completes once this replica has applied up to @index (from the loop,
+ * never inside this call, when it already has). Used by followers after
+ * asking the leader for its index.
  * Status: 0, REPLICA_ESHUTDOWN, -ETIMEDOUT after @timeout_ms. */
 struct replica_wait;
 typedef void (*replica_wait_cb)(struct replica_wait *req, int status);
@@ -135,7 +143,7 @@ struct replica_member {
 	uint64_t id;
 	char raft_address[64];
 	char api_url[256];
-	int role; /* 0 spare, 1 voter, 2 standby (libraft's roles) */
+	int role; /* 0 spare, 1 voter, 2 standby (NOT libraft's numbering) */
 };
 
 struct replica_status {
@@ -158,9 +166,16 @@ void replica_get_status(struct replica *r, struct replica_status *ret);
 /* API URL of the current leader as this replica knows it; "" if unknown. */
 const char *replica_leader_url(struct replica *r);
 
-/* Leader only. Adds a replica as spare, waits for it to catch up, makes it
- * a voter, and records its API URL in the store. The callback gets 0 or an
- * error (REPLICA_ENOTLEADER, REPLICA_EBUSY, -EEXIST for a known id...). */
+/* Leader only. Adds a replica as spare, makes it a stand-by so that it
+ * follows the log, waits for it to catch up, makes it a voter, and records
+ * its API URL in the store. Adding an existing voter with the same address
+ * only (re)writes its entry: idempotent. Sync errors: REPLICA_ENOTLEADER,
+ * REPLICA_EBUSY, REPLICA_ESHUTDOWN, -EEXIST (the id has another address,
+ * or the address another id), -EINVAL. The callback gets 0, -ETIMEDOUT
+ * (the new member made no progress for ten election timeouts; it was
+ * removed again), REPLICA_EUNKNOWN (leadership lost: the configuration
+ * change may have committed; retrying is safe), REPLICA_ENOTLEADER,
+ * REPLICA_ESHUTDOWN or another negative errno. */
 struct replica_change;
 typedef void (*replica_change_cb)(struct replica_change *req, int status);
 struct replica_change {
@@ -172,14 +187,21 @@ int replica_add_member(struct replica *r, struct replica_change *req,
 		       uint64_t id, const char *raft_address,
 		       const char *api_url, replica_change_cb cb);
 
-/* Leader only. Removes a member from the configuration and deletes its
- * URL entry; the removed replica notices the deletion and stops itself
- * (replica_on_removed). Removing the leader itself is allowed: it steps
- * down once the change commits. */
+/* Leader only. Removes a member: deletes its URL entry first, waits (at
+ * most two election timeouts) until the member has applied the deletion,
+ * then removes it from the configuration; libraft sends nothing to a
+ * server once the configuration without it is appended, so this order is
+ * what lets the removed replica notice (replica_on_removed). Removing the
+ * leader itself is allowed: it steps down once the change commits and
+ * notices its absence from the configuration; the next leader deletes its
+ * entry. Sync errors as for replica_add_member, and -ENOENT when the id is
+ * neither in the configuration nor in the members map. */
 int replica_remove_member(struct replica *r, struct replica_change *req,
 			  uint64_t id, replica_change_cb cb);
 
-/* Called once when this replica sees itself removed from the cluster. */
+/* Called once (from the loop) when this replica sees itself removed from
+ * the cluster: its members entry deleted while it is a voter, or itself
+ * absent from the committed configuration after having been in it. */
 void replica_on_removed(struct replica *r, void (*cb)(void *data), void *data);
 
 /* Called once when a fatal Raft I/O failure makes the replica unusable. */

@@ -1,0 +1,69 @@
+/* The Raft state machine: libraft's struct raft_fsm over the store.
+ *
+ * Every replica feeds the committed commands to store_apply() in log order.
+ * The result of an apply reaches the leader's raft_apply callback as a
+ * pointer to fsm.result: libraft 0.15 calls that callback synchronously
+ * right after fsm->apply (src/replication.c, applyCommand), so the callback
+ * must copy what it needs and never keep the pointer. Nothing is allocated
+ * per apply, so nothing leaks on followers, where no callback runs.
+ *
+ * Snapshots are the store's own encoding behind a small header:
+ *   [8 bytes]  magic "CPSTNSNP"
+ *   [4 bytes]  format version, little endian (FSM_SNAPSHOT_FORMAT)
+ *   [4 bytes]  reserved, zero
+ *   [8 bytes]  length of the store encoding that follows, little endian
+ *   [32 bytes] SHA-256 of the store encoding
+ * libraft 0.15 checksums only the snapshot's metadata file, not its data,
+ * so the digest is what catches a damaged snapshot on disk or on the wire.
+ * WARNING: this is on disk and on the wire: a change needs a new format.
+ */
+#ifndef CAPSTAN_FSM_H
+#define CAPSTAN_FSM_H
+
+#include <raft.h>
+
+#include "raft/store.h"
+
+#define FSM_SNAPSHOT_FORMAT 1
+#define FSM_SNAPSHOT_HEADER_LEN 56
+
+/* Called after every applied entry, with the decoded command (NULL when the
+ * entry did not decode) and its result. Runs inside libraft's apply loop:
+ * it may read the store, not apply commands. */
+typedef void (*fsm_apply_hook)(void *data, const struct store_cmd *cmd,
+			       const struct store_result *result);
+
+struct fsm {
+	struct raft_fsm raft_fsm; /* give &fsm.raft_fsm to raft_init() */
+	struct store *store;      /* borrowed */
+	struct store_result result; /* outcome of the latest apply */
+	fsm_apply_hook hook;
+	void *hook_data;
+	char errmsg[128]; /* why the latest restore or snapshot failed */
+};
+
+/* Initialises @f over @store (borrowed: it must outlive the fsm). Cannot
+ * fail. An entry that fails to decode is applied as a no-op whose result
+ * status is -EBADMSG (every replica does the same, so they stay equal);
+ * -ENOMEM from the store makes libraft retry the entry later. */
+void fsm_init(struct fsm *f, struct store *store);
+
+/* Nothing to release today; present for symmetry. */
+void fsm_close(struct fsm *f);
+
+/* Sets (or clears with NULL) the hook called after each apply. */
+void fsm_set_hook(struct fsm *f, fsm_apply_hook hook, void *data);
+
+/* Message of the latest failed restore or snapshot ("" if none). */
+const char *fsm_errmsg(const struct fsm *f);
+
+/* The snapshot codec used by the raft_fsm callbacks, exposed for tests and
+ * tools. fsm_encode_snapshot() writes a malloc'ed buffer (header + store
+ * encoding). Errors: -ENOMEM. fsm_restore_buffer() validates the header
+ * and digest, then restores the store; the buffer stays the caller's.
+ * Errors: -EBADMSG (bad magic, unknown format, length or digest mismatch,
+ * corrupt store encoding; store unchanged), -ENOMEM. */
+int fsm_encode_snapshot(struct fsm *f, void **ret_buf, size_t *ret_len);
+int fsm_restore_buffer(struct fsm *f, const void *buf, size_t len);
+
+#endif
