@@ -1,0 +1,415 @@
+/* libcurl multi on the uv loop: curl tells us which sockets to watch
+ * (socket callback -> one uv_poll per socket) and when to call it back
+ * (timer callback -> one uv_timer); both feed curl_multi_socket_action().
+ * Finished transfers are collected with curl_multi_info_read() and their
+ * callbacks run from there, never from inside a curl callback.
+ *
+ * One multi handle keeps connections open and multiplexes HTTP/2 streams,
+ * so forwarded writes and readindex requests to the leader share a
+ * connection.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <curl/curl.h>
+
+#include "http/client.h"
+
+#define RESPONSE_MAX (16u * 1024 * 1024)
+
+struct poll_ctx {
+	uv_poll_t poll;
+	curl_socket_t fd;
+	struct http_client *client;
+	LIST_ENTRY(poll_ctx) link;
+};
+
+struct creq {
+	struct http_client *client;
+	CURL *easy;
+	http_client_cb cb;
+	void *data;
+	struct curl_slist *headers;
+	char *body;
+	char *resp;
+	size_t resp_len, resp_cap;
+	bool too_big;
+	LIST_ENTRY(creq) link;
+};
+
+struct http_client {
+	uv_loop_t *loop;
+	CURLM *multi;
+	uv_timer_t timer;
+	char *ca_file, *cert_file, *key_file;
+	LIST_HEAD(, creq) reqs;
+	LIST_HEAD(, poll_ctx) polls;
+	unsigned n_reqs;
+	unsigned n_handles;
+	bool closing;
+	void (*close_cb)(void *data);
+	void *close_data;
+};
+
+static void check_done(struct http_client *c);
+
+static void maybe_free(struct http_client *c)
+{
+	void (*cb)(void *) = c->close_cb;
+	void *data = c->close_data;
+
+	if (!c->closing || c->n_handles > 0)
+		return;
+	free(c->ca_file);
+	free(c->cert_file);
+	free(c->key_file);
+	free(c);
+	if (cb != NULL)
+		cb(data);
+}
+
+static void poll_close_cb(uv_handle_t *h)
+{
+	struct poll_ctx *p = h->data;
+	struct http_client *c = p->client;
+
+	free(p);
+	c->n_handles--;
+	maybe_free(c);
+}
+
+static void poll_destroy(struct poll_ctx *p)
+{
+	LIST_REMOVE(p, link);
+	uv_poll_stop(&p->poll);
+	uv_close((uv_handle_t *)&p->poll, poll_close_cb);
+}
+
+static void poll_cb(uv_poll_t *h, int status, int events)
+{
+	struct poll_ctx *p = h->data;
+	struct http_client *c = p->client;
+	int flags = 0, running;
+
+	if (status < 0)
+		flags = CURL_CSELECT_ERR;
+	if (events & UV_READABLE)
+		flags |= CURL_CSELECT_IN;
+	if (events & UV_WRITABLE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(c->multi, p->fd, flags, &running);
+	check_done(c);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
+{
+	struct http_client *c = userp;
+	struct poll_ctx *p = socketp;
+	int events = 0;
+
+	(void)easy;
+	if (action == CURL_POLL_REMOVE) {
+		if (p != NULL) {
+			poll_destroy(p);
+			curl_multi_assign(c->multi, fd, NULL);
+		}
+		return 0;
+	}
+	if (p == NULL) {
+		p = calloc(1, sizeof(*p));
+		if (p == NULL)
+			return -1;
+		if (uv_poll_init_socket(c->loop, &p->poll, fd) != 0) {
+			free(p);
+			return -1;
+		}
+		p->fd = fd;
+		p->client = c;
+		p->poll.data = p;
+		c->n_handles++;
+		LIST_INSERT_HEAD(&c->polls, p, link);
+		curl_multi_assign(c->multi, fd, p);
+	}
+	if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
+		events |= UV_READABLE;
+	if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
+		events |= UV_WRITABLE;
+	uv_poll_start(&p->poll, events, poll_cb);
+	return 0;
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct http_client *c = t->data;
+	int running;
+
+	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(c);
+}
+
+static int timer_set_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct http_client *c = userp;
+
+	(void)multi;
+	if (timeout_ms < 0)
+		uv_timer_stop(&c->timer);
+	else /* 0 too: curl must not be called back from inside itself */
+		uv_timer_start(&c->timer, timer_cb, (uint64_t)timeout_ms, 0);
+	return 0;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct creq *r = userdata;
+	size_t n = size * nmemb;
+
+	if (r->resp_len + n + 1 > RESPONSE_MAX) {
+		r->too_big = true;
+		return 0;
+	}
+	if (r->resp_len + n + 1 > r->resp_cap) {
+		size_t cap = r->resp_cap ? r->resp_cap : 4096;
+		char *b;
+		while (cap < r->resp_len + n + 1)
+			cap *= 2;
+		b = realloc(r->resp, cap);
+		if (b == NULL)
+			return 0;
+		r->resp = b;
+		r->resp_cap = cap;
+	}
+	memcpy(r->resp + r->resp_len, ptr, n);
+	r->resp_len += n;
+	r->resp[r->resp_len] = '\0';
+	return n;
+}
+
+static void creq_free(struct creq *r)
+{
+	if (r->easy != NULL)
+		curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->headers);
+	free(r->body);
+	free(r->resp);
+	free(r);
+}
+
+/* Maps a failed transfer to "nothing sent" or "outcome unknown". */
+static int transfer_error(CURL *easy, CURLcode code)
+{
+	long req_size = 0;
+
+	switch (code) {
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+		return -ENOTCONN;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	default:
+		break;
+	}
+	curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &req_size);
+	if (req_size == 0)
+		return -ENOTCONN;
+	return code == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
+}
+
+static void check_done(struct http_client *c)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+		struct http_client_response res = {0};
+		struct creq *r = NULL;
+		char *ct = NULL;
+		int err = 0;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		if (msg->data.result != CURLE_OK) {
+			err = r->too_big ? -EIO : transfer_error(r->easy, msg->data.result);
+		} else {
+			curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
+			curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
+			res.content_type = ct != NULL ? ct : "";
+			res.body = r->resp != NULL ? r->resp : "";
+			res.body_len = r->resp_len;
+		}
+		curl_multi_remove_handle(c->multi, r->easy);
+		LIST_REMOVE(r, link);
+		c->n_reqs--;
+		r->cb(r->data, err, err == 0 ? &res : NULL);
+		creq_free(r);
+	}
+}
+
+int http_client_new(uv_loop_t *loop, const struct http_client_config *config,
+		    struct http_client **ret_client)
+{
+	static bool global_done;
+	struct http_client *c;
+
+	if (!global_done) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return -EIO;
+		global_done = true;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	c->loop = loop;
+	LIST_INIT(&c->reqs);
+	LIST_INIT(&c->polls);
+	if ((config->ca_file != NULL && (c->ca_file = strdup(config->ca_file)) == NULL) ||
+	    (config->cert_file != NULL && (c->cert_file = strdup(config->cert_file)) == NULL) ||
+	    (config->key_file != NULL && (c->key_file = strdup(config->key_file)) == NULL))
+		goto err_after_alloc;
+	c->multi = curl_multi_init();
+	if (c->multi == NULL)
+		goto err_after_alloc;
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_set_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	uv_timer_init(loop, &c->timer);
+	c->timer.data = c;
+	c->n_handles = 1;
+	*ret_client = c;
+	return 0;
+
+err_after_alloc:
+	free(c->ca_file);
+	free(c->cert_file);
+	free(c->key_file);
+	free(c);
+	return -ENOMEM;
+}
+
+static void timer_close_cb(uv_handle_t *h)
+{
+	struct http_client *c = h->data;
+
+	c->n_handles--;
+	maybe_free(c);
+}
+
+void http_client_close(struct http_client *c, void (*cb)(void *data), void *data)
+{
+	struct creq *r;
+	struct poll_ctx *p;
+
+	if (c == NULL) {
+		if (cb != NULL)
+			cb(data);
+		return;
+	}
+	c->closing = true;
+	c->close_cb = cb;
+	c->close_data = data;
+	while ((r = LIST_FIRST(&c->reqs)) != NULL) {
+		curl_multi_remove_handle(c->multi, r->easy);
+		LIST_REMOVE(r, link);
+		c->n_reqs--;
+		r->cb(r->data, -ECANCELED, NULL);
+		creq_free(r);
+	}
+	curl_multi_cleanup(c->multi);
+	c->multi = NULL;
+	while ((p = LIST_FIRST(&c->polls)) != NULL)
+		poll_destroy(p);
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->timer, timer_close_cb);
+}
+
+int http_client_request(struct http_client *c, const char *method, const char *url,
+			const char *const *headers, const void *body, size_t body_len,
+			unsigned timeout_ms, http_client_cb cb, void *data)
+{
+	struct creq *r;
+	CURL *e;
+	size_t i;
+
+	if (c->closing)
+		return -ECANCELED;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return -ENOMEM;
+	r->client = c;
+	r->cb = cb;
+	r->data = data;
+	r->easy = e = curl_easy_init();
+	if (e == NULL)
+		goto err_nomem;
+	/* "Expect:" off: no 100-continue round trip; an empty Content-Type
+	 * unless the caller gives one (curl would invent a form type). */
+	r->headers = curl_slist_append(NULL, "Expect:");
+	if (r->headers == NULL)
+		goto err_nomem;
+	for (i = 0; headers != NULL && headers[i] != NULL; i++) {
+		struct curl_slist *l = curl_slist_append(r->headers, headers[i]);
+		if (l == NULL)
+			goto err_nomem;
+		r->headers = l;
+	}
+	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
+		goto err_inval;
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (c->ca_file != NULL)
+		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+	if (c->cert_file != NULL)
+		curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
+	if (c->key_file != NULL)
+		curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	if (timeout_ms > 0)
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	if (body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+	    strcmp(method, "PATCH") == 0) {
+		r->body = malloc(body_len + 1);
+		if (r->body == NULL)
+			goto err_nomem;
+		if (body_len > 0)
+			memcpy(r->body, body, body_len);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+	}
+	if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+		goto err_nomem;
+	LIST_INSERT_HEAD(&c->reqs, r, link);
+	c->n_reqs++;
+	return 0;
+
+err_inval:
+	creq_free(r);
+	return -EINVAL;
+err_nomem:
+	creq_free(r);
+	return -ENOMEM;
+}
+
+unsigned http_client_pending(const struct http_client *c)
+{
+	return c->n_reqs;
+}

@@ -1,0 +1,58 @@
+/* An asynchronous HTTP client on the daemon's uv loop (libcurl multi):
+ * HTTP/2 over TLS with this master's client certificate, connections kept
+ * and multiplexed. Masters use it to forward writes to the leader and to
+ * ask it for its read index.
+ */
+#ifndef CAPSTAN_HTTP_CLIENT_H
+#define CAPSTAN_HTTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+struct http_client;
+
+struct http_client_config {
+	const char *ca_file;   /* verifies servers; NULL = system default */
+	const char *cert_file; /* client certificate; NULL = none */
+	const char *key_file;
+};
+
+/* Creates a client on @loop (@config strings copied). Errors: -ENOMEM,
+ * -EIO (curl could not start). */
+int http_client_new(uv_loop_t *loop, const struct http_client_config *config,
+		    struct http_client **ret_client);
+
+/* Cancels every request (their callbacks run with -ECANCELED), closes the
+ * handles and frees the client, then calls @cb (may be NULL). */
+void http_client_close(struct http_client *c, void (*cb)(void *data), void *data);
+
+struct http_client_response {
+	long status;              /* HTTP status */
+	const char *content_type; /* "" when absent */
+	const char *body;         /* NUL-terminated; borrowed until return */
+	size_t body_len;
+};
+
+/* Result of a request. @err: 0 with @res, or
+ *  -ENOTCONN  nothing was sent (no connection could be made): safe to retry;
+ *  -ETIMEDOUT / -EIO  the request may have reached the server: outcome
+ *             unknown;
+ *  -ECANCELED the client is closing;
+ *  -ENOMEM.
+ * @res is NULL unless @err is 0. */
+typedef void (*http_client_cb)(void *data, int err, const struct http_client_response *res);
+
+/* Starts a request. @headers: NULL-terminated "Name: value" strings
+ * (copied); @body copied (may be NULL). @cb runs exactly once, never from
+ * within this call, when this returns 0. Errors: -ENOMEM, -EINVAL (bad
+ * URL), -ECANCELED (closing). */
+int http_client_request(struct http_client *c, const char *method, const char *url,
+			const char *const *headers, const void *body, size_t body_len,
+			unsigned timeout_ms, http_client_cb cb, void *data);
+
+/* Number of requests in flight. */
+unsigned http_client_pending(const struct http_client *c);
+
+#endif

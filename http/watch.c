@@ -1,0 +1,273 @@
+/* Watch streams: newline-delimited JSON events of a key prefix.
+ *
+ * Flow control comes from h2o: one send is outstanding at a time and its
+ * buffer lives until h2o calls proceed. Only then are more events pulled
+ * from the store watch (at most HTTP_WATCH_BATCH bytes per send), so the
+ * only queue is the store's history; a reader too slow for it gets the
+ * 410 ERROR event when its position is compacted away.
+ *
+ * Something is sent at once (headers leave with the first data), and a
+ * BOOKMARK after HTTP_WATCH_HEARTBEAT_MS of silence, so an HTTP/1.1 client
+ * that vanished is noticed by a failing write. The stream ends when the
+ * client goes (generator stop), on STORE_EGONE, or when the server closes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/internal.h"
+
+struct http_watch {
+	h2o_generator_t gen; /* first */
+	struct http_server *server;
+	h2o_req_t *req;
+	struct store_watch *sw;
+	char *buf;
+	size_t len, cap;
+	h2o_iovec_t iov;
+	uint64_t last_send;
+	bool linked;
+	bool sending;
+	bool ending; /* send the final chunk at the next chance */
+	bool done;   /* final chunk sent or client gone */
+	LIST_ENTRY(http_watch) link;
+};
+
+static void watch_detach(struct http_watch *w)
+{
+	if (w->sw != NULL) {
+		store_watch_free(w->sw);
+		w->sw = NULL;
+	}
+	if (w->linked) {
+		LIST_REMOVE(w, link);
+		w->linked = false;
+	}
+}
+
+static void watch_dispose(void *p)
+{
+	struct http_watch *w = p;
+
+	watch_detach(w);
+	free(w->buf);
+	w->buf = NULL;
+}
+
+static bool buf_append(struct http_watch *w, const char *s, size_t n)
+{
+	if (w->len + n + 1 > w->cap) {
+		size_t cap = w->cap ? w->cap : 4096;
+		char *b;
+		while (cap < w->len + n + 1)
+			cap *= 2;
+		b = realloc(w->buf, cap);
+		if (b == NULL)
+			return false;
+		w->buf = b;
+		w->cap = cap;
+	}
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+	return true;
+}
+
+static bool append_json(struct http_watch *w, json_t *o)
+{
+	char *s = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	bool ok;
+
+	json_decref(o);
+	if (s == NULL)
+		return false;
+	ok = buf_append(w, s, strlen(s)) && buf_append(w, "\n", 1);
+	free(s);
+	return ok;
+}
+
+static bool append_event(struct http_watch *w, const struct store_event *ev)
+{
+	char *val = http_base64_encode(ev->kv.val, ev->kv.val_len);
+	json_t *key = json_stringn(ev->kv.key, ev->kv.key_len);
+	json_t *o;
+
+	if (val == NULL) {
+		json_decref(key);
+		return false;
+	}
+	o = json_pack("{s:s, s:I, s:o, s:s, s:I, s:I}", "type",
+		      ev->type == STORE_EVENT_PUT ? "PUT" : "DELETE", "revision",
+		      (json_int_t)ev->rev, "key", key != NULL ? key : json_string(""), "value", val,
+		      "createRevision", (json_int_t)ev->kv.create_rev, "modRevision",
+		      (json_int_t)ev->kv.mod_rev);
+	free(val);
+	return append_json(w, o);
+}
+
+static bool append_bookmark(struct http_watch *w)
+{
+	uint64_t rev = w->sw != NULL ? store_watch_revision(w->sw)
+				     : store_revision(replica_store(w->server->replica));
+
+	return append_json(w, json_pack("{s:s, s:I}", "type", "BOOKMARK", "revision",
+					(json_int_t)rev));
+}
+
+static bool append_error(struct http_watch *w, int code, const char *reason, const char *msg)
+{
+	return append_json(w, json_pack("{s:s, s:i, s:s, s:s}", "type", "ERROR", "code", code,
+					"reason", reason, "message", msg));
+}
+
+static void send_buf(struct http_watch *w, bool final)
+{
+	w->iov = h2o_iovec_init(w->buf, w->len);
+	w->last_send = http__now(w->server);
+	if (final) {
+		w->done = true;
+		watch_detach(w);
+		h2o_send(w->req, &w->iov, w->len > 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
+		return;
+	}
+	w->sending = true;
+	h2o_send(w->req, &w->iov, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+/* Sends what is pending; with @heartbeat a bookmark when nothing is. */
+static void pump(struct http_watch *w, bool heartbeat)
+{
+	struct store_event ev;
+	int rv;
+
+	if (w->sending || w->done)
+		return;
+	w->len = 0;
+	if (w->ending) {
+		send_buf(w, true);
+		return;
+	}
+	while (w->len < HTTP_WATCH_BATCH) {
+		rv = store_watch_next(w->sw, &ev);
+		if (rv == -EAGAIN)
+			break;
+		if (rv == STORE_EGONE) {
+			append_error(w, 410, "Expired",
+				     "the requested revision has been compacted; "
+				     "list again and watch from its revision");
+			send_buf(w, true);
+			return;
+		}
+		if (rv != 0 || !append_event(w, &ev)) {
+			w->len = 0;
+			append_error(w, 500, "InternalError", "the watch failed");
+			send_buf(w, true);
+			return;
+		}
+	}
+	if (w->len == 0) {
+		if (!heartbeat)
+			return;
+		if (!append_bookmark(w)) {
+			send_buf(w, true);
+			return;
+		}
+	}
+	send_buf(w, false);
+}
+
+static void proceed_cb(h2o_generator_t *gen, h2o_req_t *req)
+{
+	struct http_watch *w = (struct http_watch *)gen;
+
+	(void)req;
+	w->sending = false;
+	pump(w, false);
+}
+
+static void stop_cb(h2o_generator_t *gen, h2o_req_t *req)
+{
+	struct http_watch *w = (struct http_watch *)gen;
+
+	(void)req;
+	w->done = true;
+	w->sending = false;
+	watch_detach(w);
+}
+
+static void store_cb(struct store_watch *sw, void *data)
+{
+	struct http_watch *w = data;
+
+	(void)sw;
+	pump(w, false);
+}
+
+void http__watch_start(struct http_request *hr, const char *prefix, size_t prefix_len,
+		       uint64_t from_rev)
+{
+	struct http_server *s = hr->server;
+	h2o_req_t *req = hr->req;
+	struct http_watch *w;
+	int rv;
+
+	w = h2o_mem_alloc_shared(&req->pool, sizeof(*w), watch_dispose);
+	memset(w, 0, sizeof(*w));
+	w->gen.proceed = proceed_cb;
+	w->gen.stop = stop_cb;
+	w->server = s;
+	w->req = req;
+	rv = store_watch_new(replica_store(s->replica), prefix, prefix_len, from_rev, store_cb, w,
+			     &w->sw);
+	if (rv != 0 && rv != STORE_EGONE) {
+		http_send_status(req, 500, NULL, "cannot watch: %s", strerror(-rv));
+		return;
+	}
+	req->res.status = 200;
+	req->res.reason = "OK";
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+		       H2O_STRLIT("application/json"));
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+		       H2O_STRLIT("no-cache, private"));
+	h2o_start_response(req, &w->gen);
+	if (rv == STORE_EGONE) {
+		append_error(w, 410, "Expired",
+			     "the requested revision has been compacted; "
+			     "list again and watch from its revision");
+		send_buf(w, true);
+		return;
+	}
+	LIST_INSERT_HEAD(&s->watches, w, link);
+	w->linked = true;
+	pump(w, true);
+}
+
+void http__watch_tick(struct http_server *s, uint64_t now_ms)
+{
+	struct http_watch *w = LIST_FIRST(&s->watches), *next;
+
+	while (w != NULL) {
+		next = LIST_NEXT(w, link);
+		if (!w->sending && now_ms - w->last_send >= HTTP_WATCH_HEARTBEAT_MS)
+			pump(w, true);
+		w = next;
+	}
+}
+
+void http__watch_close_all(struct http_server *s)
+{
+	struct http_watch *w;
+
+	while ((w = LIST_FIRST(&s->watches)) != NULL) {
+		/* No more events; the final chunk leaves now or after the
+		 * outstanding send. */
+		if (w->sw != NULL) {
+			store_watch_free(w->sw);
+			w->sw = NULL;
+		}
+		LIST_REMOVE(w, link);
+		w->linked = false;
+		w->ending = true;
+		if (!w->sending)
+			pump(w, false);
+	}
+}
