@@ -1,9 +1,13 @@
 /* capstan: the command-line interface to a capstan cluster. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
+#include "src/cli/cli.h"
 #include "src/lib/log.h"
 #include "src/lib/version.h"
 
@@ -13,12 +17,26 @@ static void usage(FILE *f)
 		"Usage: capstan [OPTION]... COMMAND [ARG]...\n"
 		"Manage a capstan cluster and its resources.\n"
 		"\n"
-		"Options:\n"
-		"  -h, --help       show this help and exit\n"
-		"  -V, --version    show the version and exit\n"
+		"Options (also accepted after the command):\n"
+		"      --kubeconfig FILE      kubeconfig to use (default: first file of\n"
+		"                             $KUBECONFIG, else ~/.kube/config)\n"
+		"      --context NAME         kubeconfig context (default: current-context)\n"
+		"      --server URL           API server URL, overriding the kubeconfig's\n"
+		"      --token TOKEN          bearer token, overriding the kubeconfig's\n"
+		"      --insecure-skip-tls-verify  do not verify the server's certificate\n"
+		"      --request-timeout DUR  limit for each request (default 30s)\n"
+		"  -h, --help                 show this help and exit\n"
+		"  -V, --version              show the version and exit\n"
 		"\n"
 		"Commands:\n"
-		"  version          show the version\n"
+		"  local up|down              run a cluster of capstand processes on loopback\n"
+		"  cluster members|status|remove  Raft membership of the masters\n"
+		"  store get|put|delete|list|watch  the replicated store's diagnostic view\n"
+		"  version                    show the version\n"
+		"\n"
+		"'capstan COMMAND --help' describes a command.\n"
+		"Exit status: 0 ok, 1 failure, 2 bad usage, 3 server unreachable,\n"
+		"4 not found, 5 conflict, 6 invalid request.\n"
 		"\n"
 		"See capstan(1).\n");
 }
@@ -28,33 +46,55 @@ int main(int argc, char *argv[])
 	static const struct option options[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
+		CLI_GLOBAL_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
-	int c;
+	static const struct {
+		const char *name;
+		int (*fn)(struct cli_global *g, int argc, char **argv);
+	} commands[] = {
+		{"local", cli_cmd_local},
+		{"cluster", cli_cmd_cluster},
+		{"store", cli_cmd_store},
+	};
+	struct cli_global g = {0};
+	const char *cmd;
+	int c, code;
 
 	log_init("capstan", LOG_LEVEL_WARN);
-	/* Options after the command belong to the command. */
-	while ((c = getopt_long(argc, argv, "+hV", options, NULL)) != -1) {
+	/* Options after the command belong to the command ('+'); getopt
+	 * prints nothing (':'), errors are ours and one line long. */
+	while ((c = getopt_long(argc, argv, "+:hV", options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
-			return EXIT_SUCCESS;
+			return CLI_EXIT_OK;
 		case 'V':
 			version_print("capstan");
-			return EXIT_SUCCESS;
+			return CLI_EXIT_OK;
 		default:
-			fprintf(stderr, "Try 'capstan --help'.\n");
-			return 2;
+			code = cli_global_option(&g, "", c, argv);
+			if (code != CLI_EXIT_OK)
+				return code;
 		}
 	}
 	if (optind >= argc) {
 		usage(stderr);
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
-	if (strcmp(argv[optind], "version") == 0) {
+	cmd = argv[optind];
+	if (strcmp(cmd, "version") == 0) {
 		version_print("capstan");
-		return EXIT_SUCCESS;
+		return CLI_EXIT_OK;
 	}
-	fprintf(stderr, "capstan: unknown command '%s'; try 'capstan --help'\n", argv[optind]);
-	return 2;
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (strcmp(cmd, commands[i].name) != 0)
+			continue;
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return cli_fail(CLI_EXIT_FAILURE, "cannot initialise libcurl");
+		code = commands[i].fn(&g, argc - optind, argv + optind);
+		curl_global_cleanup();
+		return code;
+	}
+	return cli_fail(CLI_EXIT_USAGE, "unknown command '%s'; try 'capstan --help'", cmd);
 }

@@ -1,0 +1,1339 @@
+/* capstan local up|down: a cluster of capstand processes on loopback in one
+ * directory, for development and tests (what kind or k3d are for
+ * Kubernetes).
+ *
+ * Happy path of "up" on an empty DIR: write DIR/local.yaml (ports), start
+ * m1 with --init, wait for its /readyz, then start m2..mN with --join one
+ * at a time, each waiting until it is a voter, then wait until a leader is
+ * known, every master is a voter and ready, and copy m1's admin kubeconfig
+ * to DIR/kubeconfig.
+ *
+ * On a DIR that already holds a cluster, masters with state are restarted
+ * from their data (never re-initialised) if their process is gone; the
+ * ports come from local.yaml. Masters that never finished joining join
+ * again (capstand ignores --join once it has state). Running processes
+ * (pid file naming a capstand with that data dir) are left alone.
+ *
+ * Failures: a started capstand that exits, or a step that times out, ends
+ * the command with one line naming the log file to read; processes
+ * already started keep running ("capstan local down" stops them). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <jansson.h>
+
+#include "src/cli/cli.h"
+#include "src/cli/kubeconfig.h"
+#include "src/cli/yaml.h"
+#include "src/lib/args.h"
+
+#define LOCAL_MAX 15
+#define DEFAULT_MASTERS 3
+#define DEFAULT_TIMEOUT_MS 60000
+#define POLL_MS 100
+#define PROBE_TIMEOUT_MS 2000
+#define STOP_WAIT_MS 10000
+#define KILL_WAIT_MS 5000
+
+enum {
+	OPT_MASTERS = CLI_OPT_FIRST_LOCAL,
+	OPT_DIR,
+	OPT_BASE_PORT,
+	OPT_CAPSTAND,
+	OPT_PURGE,
+	OPT_WAIT,
+};
+
+struct master {
+	unsigned index; /* 1-based: m<index> */
+	uint64_t id;    /* raft id once known, else 0 */
+	uint16_t https, plain, raft;
+	char dir[PATH_MAX];
+	pid_t child; /* started by this command, else 0 */
+	pid_t pid;   /* running process, else 0 */
+};
+
+struct layout {
+	char dir[PATH_MAX]; /* absolute */
+	unsigned n;
+	struct master m[LOCAL_MAX];
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: capstan local up --dir DIR [--masters N] [--base-port P] [--capstand FILE] [--timeout DUR]\n"
+		"       capstan local down --dir DIR [--purge]\n"
+		"Run a cluster of capstand masters on 127.0.0.1, all in DIR.\n"
+		"\n"
+		"  up     create the cluster (m1 with --init, the others joining), or\n"
+		"         restart the masters of an existing DIR that are not running;\n"
+		"         waits until every master is a ready voter and writes\n"
+		"         DIR/kubeconfig\n"
+		"  down   stop every capstand of DIR (SIGTERM, SIGKILL after 10 s)\n"
+		"\n"
+		"  --dir DIR          the cluster's directory (required)\n"
+		"  --masters N        number of masters, 1 to %d (default %d, or as many\n"
+		"                     as DIR already has; more adds masters)\n"
+		"  --base-port P      use ports P, P+1, ... (3 per master: HTTPS, plain,\n"
+		"                     raft); default: free ports picked at random.\n"
+		"                     Ignored when DIR/local.yaml exists\n"
+		"  --capstand FILE    the capstand to run (default: next to capstan,\n"
+		"                     ../sbin/capstand, or PATH)\n"
+		"  --timeout DUR      how long each step may take (default 60s)\n"
+		"  --purge            down: also delete what capstan created in DIR\n"
+		"  -h, --help         show this help\n"
+		"\n"
+		"See capstan(1).\n",
+		LOCAL_MAX, DEFAULT_MASTERS);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* "a/b" into @buf; @buf may not overlap @a or @b. */
+static int path_join(char *buf, size_t len, const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la + 1 + lb + 1 > len) {
+		if (len > 0)
+			buf[0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	memcpy(buf, a, la);
+	buf[la] = '/';
+	memcpy(buf + la + 1, b, lb + 1);
+	return 0;
+}
+
+static bool exists(const char *dir, const char *name)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	return path_join(p, sizeof p, dir, name) == 0 && stat(p, &st) == 0;
+}
+
+/* Writes @data to @path atomically (temporary file + rename). */
+static int write_file(const char *path, const char *data, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	size_t off = 0;
+	int fd, rv = 0;
+
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rv = -errno;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (rv == 0 && fsync(fd) != 0)
+		rv = -errno;
+	if (close(fd) != 0 && rv == 0)
+		rv = -errno;
+	if (rv == 0 && rename(tmp, path) != 0)
+		rv = -errno;
+	if (rv != 0)
+		unlink(tmp);
+	return rv;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof buf)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* The last non-empty line of @path, for error messages. */
+static void last_line(const char *path, char *buf, size_t len)
+{
+	char *text, *end, *start;
+	size_t n;
+
+	buf[0] = '\0';
+	if (cli_read_file(path, 64u << 20, &text, &n) != 0)
+		return;
+	end = text + n;
+	while (end > text && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+		end--;
+	*end = '\0';
+	start = strrchr(text, '\n');
+	start = start != NULL ? start + 1 : text;
+	snprintf(buf, len, "%.300s", start);
+	free(text);
+}
+
+static void log_path(const struct master *m, char *buf, size_t len)
+{
+	path_join(buf, len, m->dir, "capstand.log");
+}
+
+/* "...; see LOG (last line: ...)" appended to a failure. */
+static int fail_with_log(const struct master *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int fail_with_log(const struct master *m, const char *fmt, ...)
+{
+	char what[512], log[PATH_MAX], line[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	log_path(m, log, sizeof log);
+	last_line(log, line, sizeof line);
+	if (line[0] != '\0')
+		return cli_fail(CLI_EXIT_FAILURE, "%s; see %s (last line: %s)", what, log, line);
+	return cli_fail(CLI_EXIT_FAILURE, "%s; see %s", what, log);
+}
+
+static int read_uint_file(const char *dir, const char *name, uint64_t *ret)
+{
+	char p[PATH_MAX], *text;
+	size_t n;
+	int rv;
+
+	if ((rv = path_join(p, sizeof p, dir, name)) != 0)
+		return rv;
+	if ((rv = cli_read_file(p, 4096, &text, &n)) != 0)
+		return rv;
+	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '\r'))
+		text[--n] = '\0';
+	rv = args_parse_uint(text, UINT64_MAX, ret);
+	free(text);
+	return rv;
+}
+
+/* ------------------------------------------------------------ processes */
+
+/* Whether @pid is a live (not zombie) capstand running with --data-dir
+ * @data_dir: pid files can be stale and pids get reused. */
+static bool is_our_capstand(pid_t pid, const char *data_dir)
+{
+	char p[64], exe[PATH_MAX], *cmdline, *base, state = 0;
+	size_t len;
+	ssize_t n;
+	bool found = false;
+	FILE *f;
+
+	if (pid <= 0)
+		return false;
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+	f = fopen(p, "re");
+	if (f == NULL)
+		return false;
+	/* "pid (comm) S ...": comm may hold spaces and parentheses. */
+	{
+		char line[1024];
+		char *rp;
+		if (fgets(line, sizeof line, f) != NULL && (rp = strrchr(line, ')')) != NULL &&
+		    rp[1] == ' ')
+			state = rp[2];
+	}
+	fclose(f);
+	if (state == 0 || state == 'Z' || state == 'X')
+		return false;
+	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
+	n = readlink(p, exe, sizeof exe - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	/* A rebuilt binary shows as "/path/capstand (deleted)". */
+	if ((size_t)n > 10 && strcmp(exe + n - 10, " (deleted)") == 0)
+		exe[n - 10] = '\0';
+	base = strrchr(exe, '/');
+	base = base != NULL ? base + 1 : exe;
+	if (strcmp(base, "capstand") != 0)
+		return false;
+	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+	if (cli_read_file(p, 1u << 20, &cmdline, &len) != 0)
+		return false;
+	for (size_t i = 0; i < len;) {
+		const char *arg = cmdline + i;
+		size_t al = strlen(arg);
+		if (strcmp(arg, "--data-dir") == 0 && i + al + 1 < len &&
+		    strcmp(arg + al + 1, data_dir) == 0)
+			found = true;
+		if (strncmp(arg, "--data-dir=", 11) == 0 && strcmp(arg + 11, data_dir) == 0)
+			found = true;
+		i += al + 1;
+	}
+	free(cmdline);
+	return found;
+}
+
+static pid_t read_pid_file(const struct master *m)
+{
+	uint64_t pid;
+
+	if (read_uint_file(m->dir, "capstand.pid", &pid) != 0 || pid == 0 || pid > INT_MAX)
+		return 0;
+	return (pid_t)pid;
+}
+
+/* Sets m->pid to the running capstand of @m, or 0. */
+static bool master_running(struct master *m)
+{
+	pid_t pid = read_pid_file(m);
+
+	m->pid = is_our_capstand(pid, m->dir) ? pid : 0;
+	return m->pid != 0;
+}
+
+/* Whether a process this command started has exited; reaps it. */
+static bool child_exited(struct master *m, int *ret_status)
+{
+	int st;
+
+	if (m->child <= 0)
+		return !master_running(m);
+	if (waitpid(m->child, &st, WNOHANG) == m->child) {
+		*ret_status = st;
+		m->child = 0;
+		m->pid = 0;
+		return true;
+	}
+	return false;
+}
+
+static int check_alive(struct master *m)
+{
+	int st = 0;
+
+	if (!child_exited(m, &st))
+		return 0;
+	if (WIFEXITED(st))
+		return fail_with_log(m, "capstand m%u exited with status %d", m->index,
+				     WEXITSTATUS(st));
+	if (WIFSIGNALED(st))
+		return fail_with_log(m, "capstand m%u was killed by signal %d", m->index,
+				     WTERMSIG(st));
+	return fail_with_log(m, "capstand m%u is not running", m->index);
+}
+
+enum start_mode { START_RESTART, START_INIT, START_JOIN };
+
+/* Starts capstand for @m detached from this command: its own session,
+ * stdin /dev/null, stdout and stderr appended to m<i>/capstand.log. */
+static int start_master(const struct layout *l, struct master *m, const char *capstand,
+			enum start_mode mode, const char *join_token)
+{
+	static const char *const mode_names[] = {"restart", "init", "join"};
+	char config[PATH_MAX], log[PATH_MAX], pidfile[PATH_MAX], join_ca[PATH_MAX + 16];
+	char listen[32], plain[32], raft[32], join_url[64], pidbuf[32];
+	const char *argv[24];
+	int argc = 0, nullfd = -1, logfd = -1, rv;
+	time_t t = time(NULL);
+	char when[64];
+	pid_t pid;
+
+	path_join(config, sizeof config, l->dir, "capstand.yaml");
+	path_join(pidfile, sizeof pidfile, m->dir, "capstand.pid");
+	snprintf(join_ca, sizeof join_ca, "%s/pki/ca.crt", l->m[0].dir);
+	log_path(m, log, sizeof log);
+	snprintf(listen, sizeof listen, "127.0.0.1:%u", m->https);
+	snprintf(plain, sizeof plain, "127.0.0.1:%u", m->plain);
+	snprintf(raft, sizeof raft, "127.0.0.1:%u", m->raft);
+	snprintf(join_url, sizeof join_url, "https://127.0.0.1:%u", l->m[0].https);
+	argv[argc++] = capstand;
+	argv[argc++] = "--config";
+	argv[argc++] = config;
+	argv[argc++] = "--data-dir";
+	argv[argc++] = m->dir;
+	argv[argc++] = "--listen";
+	argv[argc++] = listen;
+	argv[argc++] = "--plain-listen";
+	argv[argc++] = plain;
+	argv[argc++] = "--raft-address";
+	argv[argc++] = raft;
+	if (mode == START_INIT) {
+		argv[argc++] = "--init";
+	} else if (mode == START_JOIN) {
+		argv[argc++] = "--join";
+		argv[argc++] = join_url;
+		argv[argc++] = "--token";
+		argv[argc++] = join_token;
+		argv[argc++] = "--join-ca";
+		argv[argc++] = join_ca;
+	}
+	argv[argc] = NULL;
+
+	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (nullfd < 0 || logfd < 0) {
+		rv = cli_fail(CLI_EXIT_FAILURE, "cannot open %s: %s", logfd < 0 ? log : "/dev/null",
+			      strerror(errno));
+		goto out;
+	}
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
+	dprintf(logfd, "--- capstan local up: %s m%u at %s\n", mode_names[mode], m->index, when);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		rv = cli_fail(CLI_EXIT_FAILURE, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		/* Only async-signal-safe calls from here to exec. */
+		struct sigaction sa = {.sa_handler = SIG_DFL};
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		sigaction(SIGPIPE, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		setsid();
+		if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+			_exit(127);
+		/* libcurl's sockets may lack O_CLOEXEC. */
+		close_range(3, ~0U, 0);
+		execv(capstand, (char *const *)argv);
+		dprintf(2, "capstan local up: cannot run %s: %s\n", capstand, strerror(errno));
+		_exit(127);
+	}
+	m->child = pid;
+	m->pid = pid;
+	snprintf(pidbuf, sizeof pidbuf, "%d\n", (int)pid);
+	rv = write_file(pidfile, pidbuf, strlen(pidbuf), 0644);
+	if (rv != 0) {
+		rv = cli_fail(CLI_EXIT_FAILURE, "cannot write %s: %s", pidfile, strerror(-rv));
+		goto out;
+	}
+	printf("m%u: started capstand (%s), pid %d\n", m->index, mode_names[mode], (int)pid);
+	fflush(stdout);
+	rv = CLI_EXIT_OK;
+out:
+	if (nullfd >= 0)
+		close(nullfd);
+	if (logfd >= 0)
+		close(logfd);
+	return rv;
+}
+
+static int find_capstand(const char *given, char *buf, size_t len)
+{
+	static const char *const fallback[] = {"/usr/sbin", "/usr/local/sbin", "/sbin"};
+	char self[PATH_MAX], *slash, *path, *dir, *save = NULL;
+	ssize_t n;
+
+	if (given != NULL) {
+		if (access(given, X_OK) != 0)
+			return cli_fail(CLI_EXIT_FAILURE, "cannot run %s: %s", given, strerror(errno));
+		if (realpath(given, buf) == NULL)
+			snprintf(buf, len, "%s", given);
+		return CLI_EXIT_OK;
+	}
+	n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			/* The build tree, then an installed layout. */
+			if (path_join(buf, len, self, "capstand") == 0 && access(buf, X_OK) == 0)
+				return CLI_EXIT_OK;
+			if (path_join(buf, len, self, "../sbin/capstand") == 0 &&
+			    access(buf, X_OK) == 0) {
+				char real[PATH_MAX];
+				if (realpath(buf, real) != NULL)
+					snprintf(buf, len, "%s", real);
+				return CLI_EXIT_OK;
+			}
+		}
+	}
+	path = getenv("PATH") != NULL ? strdup(getenv("PATH")) : NULL;
+	for (dir = path != NULL ? strtok_r(path, ":", &save) : NULL; dir != NULL;
+	     dir = strtok_r(NULL, ":", &save)) {
+		if (dir[0] == '/' && path_join(buf, len, dir, "capstand") == 0 &&
+		    access(buf, X_OK) == 0) {
+			free(path);
+			return CLI_EXIT_OK;
+		}
+	}
+	free(path);
+	for (size_t i = 0; i < sizeof fallback / sizeof fallback[0]; i++) {
+		if (path_join(buf, len, fallback[i], "capstand") == 0 && access(buf, X_OK) == 0)
+			return CLI_EXIT_OK;
+	}
+	return cli_fail(CLI_EXIT_FAILURE,
+			"capstand not found next to capstan, in ../sbin or in PATH; use --capstand FILE");
+}
+
+/* ------------------------------------------------------------ layout */
+
+static int parse_hostport(const char *s, uint16_t *ret)
+{
+	const char *colon = s != NULL ? strrchr(s, ':') : NULL;
+	uint64_t port;
+
+	if (colon == NULL || args_parse_uint(colon + 1, 65535, &port) != 0 || port == 0)
+		return -EINVAL;
+	*ret = (uint16_t)port;
+	return 0;
+}
+
+static void layout_set_master(struct layout *l, unsigned i)
+{
+	struct master *m = &l->m[i];
+	char name[16];
+
+	m->index = i + 1;
+	snprintf(name, sizeof name, "m%u", i + 1);
+	path_join(m->dir, sizeof m->dir, l->dir, name);
+}
+
+/* Loads DIR/local.yaml; -ENOENT when there is none. Prints other errors. */
+static int layout_load(struct layout *l)
+{
+	char path[PATH_MAX], errmsg[256], *text;
+	yaml_document_t doc;
+	yaml_node_t *root, *masters;
+	size_t len, n;
+	int rv;
+
+	path_join(path, sizeof path, l->dir, "local.yaml");
+	rv = cli_read_file(path, 1u << 20, &text, &len);
+	if (rv != 0) {
+		if (rv != -ENOENT)
+			cli_fail(CLI_EXIT_FAILURE, "cannot read %s: %s", path, strerror(-rv));
+		return rv;
+	}
+	rv = cli_yaml_parse(text, len, &doc, errmsg, sizeof errmsg);
+	free(text);
+	if (rv != 0) {
+		cli_fail(CLI_EXIT_FAILURE, "%s: %s", path, errmsg);
+		return -EINVAL;
+	}
+	root = yaml_document_get_root_node(&doc);
+	masters = cli_yaml_get(&doc, root, "masters");
+	n = cli_yaml_seq_len(masters);
+	if (n == 0 || n > LOCAL_MAX) {
+		rv = -EINVAL;
+		cli_fail(CLI_EXIT_FAILURE, "%s: no masters listed (or more than %d)", path,
+			 LOCAL_MAX);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = cli_yaml_seq_item(&doc, masters, i);
+		struct master *m = &l->m[i];
+		const char *id = cli_yaml_get_str(&doc, item, "id");
+		layout_set_master(l, (unsigned)i);
+		if (parse_hostport(cli_yaml_get_str(&doc, item, "listen"), &m->https) != 0 ||
+		    parse_hostport(cli_yaml_get_str(&doc, item, "plain-listen"), &m->plain) != 0 ||
+		    parse_hostport(cli_yaml_get_str(&doc, item, "raft-address"), &m->raft) != 0 ||
+		    (id != NULL && args_parse_uint(id, UINT64_MAX, &m->id) != 0)) {
+			rv = -EINVAL;
+			cli_fail(CLI_EXIT_FAILURE, "%s: master %zu has bad ports or id", path, i + 1);
+			goto out;
+		}
+	}
+	l->n = (unsigned)n;
+out:
+	yaml_document_delete(&doc);
+	return rv;
+}
+
+static int layout_save(const struct layout *l)
+{
+	char path[PATH_MAX], buf[8192];
+	size_t off = 0;
+	int rv;
+
+	off += (size_t)snprintf(buf + off, sizeof buf - off,
+				"# The layout of a capstan local cluster, written by 'capstan local up'.\n"
+				"# Later runs reuse these ports; change them only while it is down.\n"
+				"masters:\n");
+	for (unsigned i = 0; i < l->n; i++) {
+		const struct master *m = &l->m[i];
+		off += (size_t)snprintf(buf + off, sizeof buf - off, "  - name: m%u\n", m->index);
+		if (m->id != 0)
+			off += (size_t)snprintf(buf + off, sizeof buf - off, "    id: %" PRIu64 "\n",
+						m->id);
+		off += (size_t)snprintf(buf + off, sizeof buf - off,
+					"    listen: 127.0.0.1:%u\n"
+					"    plain-listen: 127.0.0.1:%u\n"
+					"    raft-address: 127.0.0.1:%u\n",
+					m->https, m->plain, m->raft);
+	}
+	path_join(path, sizeof path, l->dir, "local.yaml");
+	rv = write_file(path, buf, off, 0644);
+	if (rv != 0)
+		return cli_fail(CLI_EXIT_FAILURE, "cannot write %s: %s", path, strerror(-rv));
+	return CLI_EXIT_OK;
+}
+
+static bool port_free(uint16_t port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+	close(fd);
+	return ok;
+}
+
+static bool port_taken_by_layout(const struct layout *l, unsigned upto, unsigned port)
+{
+	for (unsigned i = 0; i < upto; i++) {
+		if (l->m[i].https == port || l->m[i].plain == port || l->m[i].raft == port)
+			return true;
+	}
+	return false;
+}
+
+/* Gives masters [from, l->n) three consecutive free ports each. Random
+ * ports are taken below the kernel's ephemeral range, so that outgoing
+ * connections do not grab them between a stop and a restart. */
+static int layout_assign_ports(struct layout *l, unsigned from, uint64_t base_port)
+{
+	unsigned count = 3 * (l->n - from);
+	unsigned low = 10000, high = 32000, base = 0;
+	FILE *f;
+
+	if (count == 0)
+		return CLI_EXIT_OK;
+	if (base_port != 0) {
+		if (base_port + count - 1 > 65535)
+			return cli_fail(CLI_EXIT_USAGE, "--base-port %" PRIu64 " leaves no room for %u ports",
+					base_port, count);
+		for (unsigned p = 0; p < count; p++) {
+			unsigned port = (unsigned)base_port + p;
+			if (port_taken_by_layout(l, from, port) || !port_free((uint16_t)port))
+				return cli_fail(CLI_EXIT_FAILURE,
+						"port %u on 127.0.0.1 is in use; choose another --base-port",
+						port);
+		}
+		base = (unsigned)base_port;
+	} else {
+		unsigned lo = 0, hi = 0;
+		f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+		if (f != NULL) {
+			if (fscanf(f, "%u %u", &lo, &hi) == 2 && lo > 2000 + 1024 && lo <= 65535)
+				high = lo - 1;
+			fclose(f);
+		}
+		if (high <= low + count)
+			low = 1024;
+		srand((unsigned)(now_ms() ^ (uint64_t)getpid() << 16));
+		for (int attempt = 0; attempt < 200 && base == 0; attempt++) {
+			unsigned b = low + (unsigned)rand() % (high - low - count);
+			bool ok = true;
+			/* Masters added to a cluster first try the ports
+			 * right after its last one. */
+			if (attempt == 0 && from > 0) {
+				b = 0;
+				for (unsigned i = 0; i < from; i++)
+					b = l->m[i].raft > b ? l->m[i].raft : b;
+				b++;
+				if (b + count - 1 > 65535)
+					continue;
+			}
+			for (unsigned p = 0; p < count && ok; p++)
+				ok = !port_taken_by_layout(l, from, b + p) && port_free((uint16_t)(b + p));
+			if (ok)
+				base = b;
+		}
+		if (base == 0)
+			return cli_fail(CLI_EXIT_FAILURE, "found no %u free ports on 127.0.0.1", count);
+	}
+	for (unsigned i = from; i < l->n; i++) {
+		unsigned b = base + 3 * (i - from);
+		l->m[i].https = (uint16_t)b;
+		l->m[i].plain = (uint16_t)(b + 1);
+		l->m[i].raft = (uint16_t)(b + 2);
+	}
+	return CLI_EXIT_OK;
+}
+
+/* Serialises local commands on one DIR. The fd stays open (and locked)
+ * until the command exits. */
+static int lock_dir(const char *dir)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	path_join(p, sizeof p, dir, "local.lock");
+	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return cli_fail(CLI_EXIT_FAILURE, "cannot open %s: %s", p, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		return cli_fail(CLI_EXIT_FAILURE,
+				"another 'capstan local' command is working on %s", dir);
+	}
+	return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ cluster API */
+
+struct admin {
+	struct cli_http_client *client;
+};
+
+/* Loads m1's admin kubeconfig once it exists. */
+static int admin_open(const struct layout *l, struct admin *a, bool *ret_ready)
+{
+	struct cli_kubeconfig kc = {0};
+	char path[PATH_MAX], errmsg[512];
+	int rv;
+
+	*ret_ready = false;
+	if (a->client != NULL) {
+		*ret_ready = true;
+		return CLI_EXIT_OK;
+	}
+	path_join(path, sizeof path, l->m[0].dir, "admin.kubeconfig");
+	if (access(path, R_OK) != 0)
+		return CLI_EXIT_OK;
+	rv = cli_kubeconfig_load(path, NULL, &kc, errmsg, sizeof errmsg);
+	if (rv != 0) {
+		/* It may be half written; capstand should rename it into
+		 * place, but be lenient and retry. */
+		return CLI_EXIT_OK;
+	}
+	rv = cli_http_client_new(kc.server != NULL ? kc.server : "https://127.0.0.1", &kc,
+				 PROBE_TIMEOUT_MS, &a->client);
+	cli_kubeconfig_close(&kc);
+	if (rv != 0)
+		return cli_fail(CLI_EXIT_FAILURE, "out of memory");
+	*ret_ready = true;
+	return CLI_EXIT_OK;
+}
+
+static bool readyz_ok(struct admin *a, const struct master *m)
+{
+	struct cli_http_response resp = {0};
+	char url[64];
+	bool ok;
+
+	snprintf(url, sizeof url, "https://127.0.0.1:%u/readyz", m->https);
+	if (cli_http_request(a->client, "GET", url, NULL, 0, PROBE_TIMEOUT_MS, &resp) != 0)
+		return false;
+	ok = resp.status == 200;
+	cli_http_response_free(&resp);
+	return ok;
+}
+
+/* GET /capstan/v1/cluster from the first running master that answers. */
+static json_t *cluster_status(struct admin *a, const struct layout *l)
+{
+	for (unsigned i = 0; i < l->n; i++) {
+		struct cli_http_response resp = {0};
+		char url[96];
+		json_t *root = NULL;
+
+		if (l->m[i].pid == 0)
+			continue;
+		snprintf(url, sizeof url, "https://127.0.0.1:%u/capstan/v1/cluster", l->m[i].https);
+		if (cli_http_request(a->client, "GET", url, NULL, 0, PROBE_TIMEOUT_MS, &resp) != 0)
+			continue;
+		if (resp.status == 200)
+			root = json_loadb(resp.body, resp.len, 0, NULL);
+		cli_http_response_free(&resp);
+		if (root != NULL && json_is_object(root))
+			return root;
+		json_decref(root);
+	}
+	return NULL;
+}
+
+static json_int_t json_int(json_t *obj, const char *name)
+{
+	json_t *v = json_object_get(obj, name);
+	if (json_is_integer(v))
+		return json_integer_value(v);
+	if (json_is_string(v))
+		return (json_int_t)strtoll(json_string_value(v), NULL, 10);
+	return 0;
+}
+
+/* Whether @m is a voter in @status; fills m->id from it. */
+static bool is_voter(json_t *status, struct master *m)
+{
+	json_t *members = json_object_get(status, "members"), *it;
+	char addr[32];
+	size_t i;
+
+	snprintf(addr, sizeof addr, "127.0.0.1:%u", m->raft);
+	json_array_foreach(members, i, it) {
+		const char *ra = json_string_value(json_object_get(it, "raftAddress"));
+		const char *role = json_string_value(json_object_get(it, "role"));
+		if (ra == NULL || strcmp(ra, addr) != 0)
+			continue;
+		if (json_int(it, "id") > 0)
+			m->id = (uint64_t)json_int(it, "id");
+		return role != NULL && strcmp(role, "voter") == 0;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------ up */
+
+struct up_opts {
+	uint64_t masters;
+	bool masters_given;
+	uint64_t base_port;
+	uint64_t timeout_ms;
+	const char *capstand;
+};
+
+/* Polls until m1's admin kubeconfig exists and its /readyz says ok. */
+static int wait_first_ready(struct layout *l, struct admin *a, uint64_t timeout_ms)
+{
+	struct master *m1 = &l->m[0];
+	uint64_t deadline = now_ms() + timeout_ms;
+	int code;
+
+	for (;;) {
+		bool have_admin;
+		if ((code = check_alive(m1)) != CLI_EXIT_OK)
+			return code;
+		if ((code = admin_open(l, a, &have_admin)) != CLI_EXIT_OK)
+			return code;
+		if (have_admin && readyz_ok(a, m1))
+			return CLI_EXIT_OK;
+		if (now_ms() >= deadline)
+			return fail_with_log(m1, "timed out after %" PRIu64 "s waiting for m1's /readyz",
+					     timeout_ms / 1000);
+		sleep_ms(POLL_MS);
+	}
+}
+
+static int wait_voter(struct layout *l, struct admin *a, struct master *m, uint64_t timeout_ms)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+	int code;
+
+	for (;;) {
+		json_t *st;
+		bool ok;
+		if ((code = check_alive(m)) != CLI_EXIT_OK)
+			return code;
+		st = cluster_status(a, l);
+		ok = st != NULL && is_voter(st, m);
+		json_decref(st);
+		if (ok)
+			return CLI_EXIT_OK;
+		if (now_ms() >= deadline)
+			return fail_with_log(m, "timed out after %" PRIu64 "s waiting for m%u to become a voter",
+					     timeout_ms / 1000, m->index);
+		sleep_ms(POLL_MS);
+	}
+}
+
+/* Waits for a known leader, every master a voter, every /readyz ok. */
+static int wait_all(struct layout *l, struct admin *a, uint64_t timeout_ms,
+		    json_int_t *ret_leader)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+	int code;
+
+	for (;;) {
+		json_t *st;
+		json_int_t leader = 0;
+		struct master *lagging = NULL;
+		const char *what = "no master answered";
+
+		for (unsigned i = 0; i < l->n; i++) {
+			if ((code = check_alive(&l->m[i])) != CLI_EXIT_OK)
+				return code;
+		}
+		st = cluster_status(a, l);
+		if (st != NULL) {
+			leader = json_int(st, "leaderID");
+			what = "no leader is known";
+			if (leader != 0) {
+				for (unsigned i = 0; i < l->n && lagging == NULL; i++) {
+					if (!is_voter(st, &l->m[i])) {
+						lagging = &l->m[i];
+						what = "is not a voter";
+					}
+				}
+				for (unsigned i = 0; i < l->n && lagging == NULL; i++) {
+					if (!readyz_ok(a, &l->m[i])) {
+						lagging = &l->m[i];
+						what = "is not ready";
+					}
+				}
+				if (lagging == NULL) {
+					json_decref(st);
+					*ret_leader = leader;
+					return CLI_EXIT_OK;
+				}
+			}
+		}
+		json_decref(st);
+		if (now_ms() >= deadline) {
+			if (lagging != NULL)
+				return fail_with_log(lagging, "timed out after %" PRIu64 "s: m%u %s",
+						     timeout_ms / 1000, lagging->index, what);
+			return fail_with_log(&l->m[0], "timed out after %" PRIu64 "s: %s",
+					     timeout_ms / 1000, what);
+		}
+		sleep_ms(POLL_MS);
+	}
+}
+
+static int copy_kubeconfig(const struct layout *l, char *dst, size_t dst_len)
+{
+	char src[PATH_MAX], *text;
+	size_t len;
+	int rv;
+
+	path_join(src, sizeof src, l->m[0].dir, "admin.kubeconfig");
+	path_join(dst, dst_len, l->dir, "kubeconfig");
+	rv = cli_read_file(src, 1u << 20, &text, &len);
+	if (rv != 0)
+		return cli_fail(CLI_EXIT_FAILURE, "cannot read %s: %s", src, strerror(-rv));
+	rv = write_file(dst, text, len, 0600);
+	free(text);
+	if (rv != 0)
+		return cli_fail(CLI_EXIT_FAILURE, "cannot write %s: %s", dst, strerror(-rv));
+	return CLI_EXIT_OK;
+}
+
+static int read_join_token(const struct layout *l, char *buf, size_t len)
+{
+	char path[PATH_MAX], *text;
+	size_t n;
+	int rv;
+
+	path_join(path, sizeof path, l->m[0].dir, "join.token");
+	rv = cli_read_file(path, 4096, &text, &n);
+	if (rv != 0)
+		return cli_fail(CLI_EXIT_FAILURE, "cannot read %s: %s", path, strerror(-rv));
+	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+		text[--n] = '\0';
+	snprintf(buf, len, "%s", text);
+	free(text);
+	return CLI_EXIT_OK;
+}
+
+static void print_summary(const struct layout *l, json_int_t leader, const char *kubeconfig)
+{
+	printf("\ncapstan local cluster in %s: %u master%s, leader id %lld\n", l->dir, l->n,
+	       l->n == 1 ? "" : "s", (long long)leader);
+	printf("  %-4s %-20s %-24s %-24s %-16s %s\n", "NAME", "ID", "API URL", "PLAIN URL",
+	       "RAFT", "PID");
+	for (unsigned i = 0; i < l->n; i++) {
+		const struct master *m = &l->m[i];
+		char api[40], plain[40], raft[32];
+		snprintf(api, sizeof api, "https://127.0.0.1:%u", m->https);
+		snprintf(plain, sizeof plain, "http://127.0.0.1:%u", m->plain);
+		snprintf(raft, sizeof raft, "127.0.0.1:%u", m->raft);
+		printf("  m%-3u %-20" PRIu64 " %-24s %-24s %-16s %d%s\n", m->index, m->id, api,
+		       plain, raft, (int)m->pid,
+		       leader != 0 && m->id == (uint64_t)leader ? " (leader)" : "");
+	}
+	printf("\nkubeconfig: %s\n"
+	       "  export KUBECONFIG=%s\n"
+	       "  kubectl get --raw /version\n"
+	       "  capstan cluster members\n"
+	       "plain endpoint (loopback, no TLS): http://127.0.0.1:%u\n"
+	       "  curl http://127.0.0.1:%u/readyz\n"
+	       "  curl -H \"Authorization: Bearer $(cat %s/admin.token)\" http://127.0.0.1:%u/capstan/v1/cluster\n"
+	       "logs: %s/m<N>/capstand.log\n"
+	       "stop: capstan local down --dir %s\n",
+	       kubeconfig, kubeconfig, l->m[0].plain, l->m[0].plain, l->m[0].dir, l->m[0].plain,
+	       l->dir, l->dir);
+}
+
+static int local_up(const struct up_opts *o, const char *dir_arg)
+{
+	static struct layout l; /* large; one per process */
+	struct admin a = {0};
+	char capstand[PATH_MAX], token[512], kubeconfig[PATH_MAX];
+	json_int_t leader = 0;
+	unsigned old_n = 0;
+	int rv, code;
+
+	memset(&l, 0, sizeof l);
+	rv = mkdir_p(dir_arg, 0755);
+	if (rv != 0)
+		return cli_fail(CLI_EXIT_FAILURE, "cannot create %s: %s", dir_arg, strerror(-rv));
+	if (realpath(dir_arg, l.dir) == NULL)
+		return cli_fail(CLI_EXIT_FAILURE, "%s: %s", dir_arg, strerror(errno));
+	if ((code = lock_dir(l.dir)) != CLI_EXIT_OK)
+		return code;
+	if ((code = find_capstand(o->capstand, capstand, sizeof capstand)) != CLI_EXIT_OK)
+		return code;
+
+	rv = layout_load(&l);
+	if (rv == 0) {
+		old_n = l.n;
+		if (o->masters_given && o->masters < l.n)
+			return cli_fail(CLI_EXIT_USAGE,
+					"%s already has %u masters; --masters cannot shrink it (use 'capstan cluster remove' or 'local down --purge')",
+					l.dir, l.n);
+		if (o->masters_given)
+			l.n = (unsigned)o->masters;
+	} else if (rv == -ENOENT) {
+		l.n = (unsigned)o->masters;
+	} else {
+		return CLI_EXIT_FAILURE;
+	}
+	for (unsigned i = old_n; i < l.n; i++)
+		layout_set_master(&l, i);
+	if ((code = layout_assign_ports(&l, old_n, old_n == 0 ? o->base_port : 0)) != CLI_EXIT_OK)
+		return code;
+	for (unsigned i = 0; i < l.n; i++) {
+		rv = mkdir_p(l.m[i].dir, 0700);
+		if (rv != 0)
+			return cli_fail(CLI_EXIT_FAILURE, "cannot create %s: %s", l.m[i].dir,
+					strerror(-rv));
+	}
+	{
+		char cfg[PATH_MAX];
+		static const char text[] =
+			"# capstand(8) settings shared by every master of this local cluster;\n"
+			"# per-master flags (data dir, addresses) are given on the command line.\n"
+			"log-level: info\n";
+		path_join(cfg, sizeof cfg, l.dir, "capstand.yaml");
+		if (access(cfg, F_OK) != 0 && (rv = write_file(cfg, text, sizeof text - 1, 0644)) != 0)
+			return cli_fail(CLI_EXIT_FAILURE, "cannot write %s: %s", cfg, strerror(-rv));
+	}
+	/* Saved before anything starts, so that "down" finds the pid files
+	 * even if this command fails half way. */
+	if ((code = layout_save(&l)) != CLI_EXIT_OK)
+		return code;
+
+	/* m1's state decides between a restart and a new cluster; a layout
+	 * that knew m1's id with the data gone is refused, not re-inited. */
+	if (!exists(l.m[0].dir, "id") && l.m[0].id != 0)
+		return cli_fail(CLI_EXIT_FAILURE,
+				"%s/id is missing although m1 had id %" PRIu64 "; refusing to create a new cluster there (use 'capstan local down --purge' to start over)",
+				l.m[0].dir, l.m[0].id);
+
+	/* Every master with state restarts at once: a quorum may need
+	 * several of them before m1 can be ready. */
+	for (unsigned i = 0; i < l.n; i++) {
+		struct master *m = &l.m[i];
+		bool has_state = i == 0 ? exists(m->dir, "id") : exists(m->dir, "joined");
+		if (master_running(m)) {
+			printf("m%u: already running, pid %d\n", m->index, (int)m->pid);
+			continue;
+		}
+		if (!has_state)
+			continue;
+		if ((code = start_master(&l, m, capstand, START_RESTART, NULL)) != CLI_EXIT_OK)
+			return code;
+	}
+	if (l.m[0].pid == 0 &&
+	    (code = start_master(&l, &l.m[0], capstand, START_INIT, NULL)) != CLI_EXIT_OK)
+		return code;
+	if ((code = wait_first_ready(&l, &a, o->timeout_ms)) != CLI_EXIT_OK)
+		goto out;
+
+	for (unsigned i = 1; i < l.n; i++) {
+		struct master *m = &l.m[i];
+		if (exists(m->dir, "joined"))
+			continue;
+		if (m->pid == 0) {
+			if ((code = read_join_token(&l, token, sizeof token)) != CLI_EXIT_OK ||
+			    (code = start_master(&l, m, capstand, START_JOIN, token)) != CLI_EXIT_OK)
+				goto out;
+		}
+		if ((code = wait_voter(&l, &a, m, o->timeout_ms)) != CLI_EXIT_OK)
+			goto out;
+		printf("m%u: voter\n", m->index);
+		fflush(stdout);
+	}
+	if ((code = wait_all(&l, &a, o->timeout_ms, &leader)) != CLI_EXIT_OK)
+		goto out;
+	for (unsigned i = 0; i < l.n; i++) {
+		uint64_t id;
+		if (read_uint_file(l.m[i].dir, "id", &id) == 0 && id != 0)
+			l.m[i].id = id;
+	}
+	if ((code = layout_save(&l)) != CLI_EXIT_OK)
+		goto out;
+	if ((code = copy_kubeconfig(&l, kubeconfig, sizeof kubeconfig)) != CLI_EXIT_OK)
+		goto out;
+	print_summary(&l, leader, kubeconfig);
+	code = CLI_EXIT_OK;
+out:
+	cli_http_client_free(a.client);
+	return code;
+}
+
+/* ------------------------------------------------------------ down */
+
+static int purge_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP ? rmdir(path) : unlink(path)) {
+		if (errno != ENOENT)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Deletes what "local up" created in @dir: m<N>/, local.yaml, capstand.yaml,
+ * kubeconfig, the lock, then @dir itself if that left it empty. */
+static int purge(const char *dir)
+{
+	static const char *const files[] = {"local.yaml", "local.yaml.tmp", "capstand.yaml",
+					    "capstand.yaml.tmp", "kubeconfig", "kubeconfig.tmp",
+					    "local.lock"};
+	char p[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int rv, failed = 0;
+
+	d = opendir(dir);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d)) != NULL) {
+		size_t digits = strspn(de->d_name + 1, "0123456789");
+		if (de->d_name[0] != 'm' || digits == 0 || de->d_name[1 + digits] != '\0')
+			continue;
+		if (path_join(p, sizeof p, dir, de->d_name) != 0)
+			continue;
+		rv = nftw(p, purge_cb, 16, FTW_DEPTH | FTW_PHYS);
+		if (rv != 0)
+			failed = rv < 0 ? rv : -EIO;
+	}
+	closedir(d);
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		if (path_join(p, sizeof p, dir, files[i]) == 0 && unlink(p) != 0 && errno != ENOENT)
+			failed = -errno;
+	}
+	rmdir(dir); /* only if nothing else is left there */
+	return failed;
+}
+
+static int local_down(const char *dir_arg, bool do_purge)
+{
+	static struct layout l;
+	char pidfile[PATH_MAX];
+	struct dirent *de;
+	unsigned stopping = 0, left = 0;
+	uint64_t deadline;
+	DIR *d;
+	int code, rv;
+
+	memset(&l, 0, sizeof l);
+	if (realpath(dir_arg, l.dir) == NULL) {
+		if (errno == ENOENT) {
+			printf("nothing runs in %s\n", dir_arg);
+			return CLI_EXIT_OK;
+		}
+		return cli_fail(CLI_EXIT_FAILURE, "%s: %s", dir_arg, strerror(errno));
+	}
+	if ((code = lock_dir(l.dir)) != CLI_EXIT_OK)
+		return code;
+	/* Every m<N>/ with a pid file counts, listed in local.yaml or not. */
+	d = opendir(l.dir);
+	if (d == NULL)
+		return cli_fail(CLI_EXIT_FAILURE, "%s: %s", l.dir, strerror(errno));
+	while ((de = readdir(d)) != NULL && l.n < LOCAL_MAX) {
+		size_t digits = strspn(de->d_name + 1, "0123456789");
+		struct master *m = &l.m[l.n];
+		uint64_t idx;
+		if (de->d_name[0] != 'm' || digits == 0 || de->d_name[1 + digits] != '\0' ||
+		    args_parse_uint(de->d_name + 1, 1000, &idx) != 0)
+			continue;
+		m->index = (unsigned)idx;
+		if (path_join(m->dir, sizeof m->dir, l.dir, de->d_name) != 0)
+			continue;
+		l.n++;
+	}
+	closedir(d);
+	for (unsigned i = 0; i < l.n; i++) {
+		struct master *m = &l.m[i];
+		path_join(pidfile, sizeof pidfile, m->dir, "capstand.pid");
+		if (!master_running(m)) {
+			unlink(pidfile);
+			continue;
+		}
+		if (kill(m->pid, SIGTERM) != 0 && errno != ESRCH)
+			return cli_fail(CLI_EXIT_FAILURE, "cannot signal m%u (pid %d): %s", m->index,
+					(int)m->pid, strerror(errno));
+		stopping++;
+	}
+	deadline = now_ms() + STOP_WAIT_MS;
+	for (bool killed = false;;) {
+		left = 0;
+		for (unsigned i = 0; i < l.n; i++) {
+			struct master *m = &l.m[i];
+			if (m->pid == 0)
+				continue;
+			if (!is_our_capstand(m->pid, m->dir)) {
+				printf("m%u: stopped (pid %d)%s\n", m->index, (int)m->pid,
+				       killed ? " after SIGKILL" : "");
+				m->pid = 0;
+				path_join(pidfile, sizeof pidfile, m->dir, "capstand.pid");
+				unlink(pidfile);
+				continue;
+			}
+			left++;
+		}
+		if (left == 0)
+			break;
+		if (now_ms() >= deadline) {
+			if (killed)
+				break;
+			/* SIGTERM did not do it within 10 s. */
+			for (unsigned i = 0; i < l.n; i++) {
+				if (l.m[i].pid != 0)
+					kill(l.m[i].pid, SIGKILL);
+			}
+			killed = true;
+			deadline = now_ms() + KILL_WAIT_MS;
+		}
+		sleep_ms(50);
+	}
+	if (left > 0) {
+		for (unsigned i = 0; i < l.n; i++) {
+			if (l.m[i].pid != 0)
+				return cli_fail(CLI_EXIT_FAILURE, "m%u (pid %d) is still running after SIGKILL",
+						l.m[i].index, (int)l.m[i].pid);
+		}
+	}
+	if (stopping == 0)
+		printf("nothing was running in %s\n", l.dir);
+	if (do_purge) {
+		rv = purge(l.dir);
+		if (rv != 0)
+			return cli_fail(CLI_EXIT_FAILURE, "cannot delete everything in %s: %s", l.dir,
+					strerror(-rv));
+		printf("deleted the local cluster's files in %s\n", l.dir);
+	}
+	return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ entry */
+
+int cli_cmd_local(struct cli_global *g, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"masters", required_argument, NULL, OPT_MASTERS},
+		{"dir", required_argument, NULL, OPT_DIR},
+		{"base-port", required_argument, NULL, OPT_BASE_PORT},
+		{"capstand", required_argument, NULL, OPT_CAPSTAND},
+		{"timeout", required_argument, NULL, OPT_WAIT},
+		{"purge", no_argument, NULL, OPT_PURGE},
+		CLI_GLOBAL_OPTIONS,
+		{NULL, 0, NULL, 0},
+	};
+	struct up_opts o = {.masters = DEFAULT_MASTERS, .timeout_ms = DEFAULT_TIMEOUT_MS};
+	const char *dir = NULL, *verb;
+	bool do_purge = false, up;
+	int c, code;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return CLI_EXIT_OK;
+		case OPT_MASTERS:
+			if (args_parse_uint(optarg, LOCAL_MAX, &o.masters) != 0 || o.masters == 0)
+				return cli_usage_error("local", "--masters must be a number from 1 to %d, not '%s'",
+						       LOCAL_MAX, optarg);
+			o.masters_given = true;
+			break;
+		case OPT_DIR:
+			dir = optarg;
+			break;
+		case OPT_BASE_PORT:
+			if (args_parse_uint(optarg, 65535, &o.base_port) != 0 || o.base_port < 1024)
+				return cli_usage_error("local", "--base-port must be a port from 1024 to 65535, not '%s'",
+						       optarg);
+			break;
+		case OPT_CAPSTAND:
+			o.capstand = optarg;
+			break;
+		case OPT_WAIT:
+			if (args_parse_duration_ms(optarg, &o.timeout_ms) != 0 || o.timeout_ms == 0)
+				return cli_usage_error("local", "invalid --timeout '%s'", optarg);
+			break;
+		case OPT_PURGE:
+			do_purge = true;
+			break;
+		default:
+			code = cli_global_option(g, "local", c, argv);
+			if (code != CLI_EXIT_OK)
+				return code;
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error("local", "missing verb (up, down)");
+	verb = argv[optind];
+	if (argc - optind > 1)
+		return cli_usage_error("local", "unexpected argument '%s'", argv[optind + 1]);
+	if (strcmp(verb, "up") == 0)
+		up = true;
+	else if (strcmp(verb, "down") == 0)
+		up = false;
+	else
+		return cli_usage_error("local", "unknown verb '%s'", verb);
+	if (dir == NULL || dir[0] == '\0')
+		return cli_usage_error("local", "--dir DIR is required");
+	if (up && do_purge)
+		return cli_usage_error("local", "--purge applies to 'local down' only");
+	if (!up && (o.masters_given || o.base_port != 0 || o.capstand != NULL))
+		return cli_usage_error("local", "--masters, --base-port and --capstand apply to 'local up' only");
+	return up ? local_up(&o, dir) : local_down(dir, do_purge);
+}
