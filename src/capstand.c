@@ -513,8 +513,15 @@ static int prepare_data_dir(struct daemon *d)
 		free(lock_path);
 		return rv;
 	}
-	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+	/* A previous instance killed a moment ago may still be exiting: its
+	 * lock goes only after its memory, so give it a few seconds. */
+	for (int tries = 0; flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0; tries++) {
 		rv = -errno;
+		if (rv == -EWOULDBLOCK && tries < 50) {
+			struct timespec ts = {0, 100 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+			continue;
+		}
 		if (rv == -EWOULDBLOCK)
 			log_error("the data directory %s is in use by another capstand",
 				  d->cfg->data_dir);

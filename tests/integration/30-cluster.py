@@ -235,8 +235,8 @@ def corrupt_segment_or_snapshot_refuses_to_start(ctx):
     with open(victim, "wb") as f:
         f.write(good[: len(good) // 2])
     r = ctx.run(m.argv(), check=False, timeout=30)
-    assert r.returncode not in (0, None), r.returncode
-    assert r.stderr.strip(), "no error message"
+    assert r.returncode == 1, r.returncode
+    assert "snapshot" in r.stderr, r.stderr
     with open(victim, "wb") as f:
         f.write(good)
     # A corrupted closed segment.
@@ -246,9 +246,16 @@ def corrupt_segment_or_snapshot_refuses_to_start(ctx):
         data[off] ^= 0xFF
     with open(seg, "wb") as f:
         f.write(data)
-    r = ctx.run(m.argv(), check=False, timeout=30)
-    assert r.returncode not in (0, None), r.returncode
-    assert r.stderr.strip(), "no error message"
+    # libraft 0.15 leaks a buffer inside itself when a closed segment fails
+    # to load: not ours to report, and suppressed for this run only.
+    supp = ctx.path("lsan.supp")
+    with open(supp, "w") as f:
+        f.write("leak:libraft.so\n")
+    lsan = os.environ.get("LSAN_OPTIONS", "")
+    r = ctx.run(m.argv(), check=False, timeout=30, env={
+        "LSAN_OPTIONS": (lsan + ":" if lsan else "") + "suppressions=" + supp})
+    assert r.returncode == 1, r.returncode
+    assert "corrupt" in r.stderr, r.stderr
 
 
 if __name__ == "__main__":
