@@ -6,7 +6,14 @@
  *
  * One multi handle keeps connections open and multiplexes HTTP/2 streams,
  * so forwarded writes and readindex requests to the leader share a
- * connection.
+ * connection. Easy handles are kept for reuse (creating one per request
+ * showed in profiles of forwarding followers).
+ *
+ * Sent or not: the pre-request callback marks the moment curl issues a
+ * request on a connection. A failure before it means nothing was sent; a
+ * failure after it may follow a delivery (the leader may have applied a
+ * write whose answer was lost), and curl's own silent resend of such a
+ * request is refused unless the caller says it is idempotent.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +25,10 @@
 #include "http/client.h"
 
 #define RESPONSE_MAX (16u * 1024 * 1024)
+#define RESPONSE_KEEP (64u * 1024) /* response buffer kept by an idle handle */
+#define IDLE_MAX 256u              /* idle easy handles kept for reuse */
+#define HEADERS_MAX 8u
+#define HEADERS_BUF 2048u
 
 struct poll_ctx {
 	uv_poll_t poll;
@@ -26,17 +37,22 @@ struct poll_ctx {
 	LIST_ENTRY(poll_ctx) link;
 };
 
+/* A request and its easy handle. Both are reused: options common to every
+ * request are set once, when the handle is created, and the handle goes
+ * back to the client's idle list when its request completes. */
 struct creq {
 	struct http_client *client;
 	CURL *easy;
 	http_client_cb cb;
 	void *data;
-	struct curl_slist *headers;
-	char *body;
+	unsigned flags;
+	bool sent; /* the pre-request callback ran: it may have been written */
+	bool too_big;
 	char *resp;
 	size_t resp_len, resp_cap;
-	bool too_big;
-	LIST_ENTRY(creq) link;
+	struct curl_slist headers[HEADERS_MAX + 1];
+	char header_buf[HEADERS_BUF];
+	LIST_ENTRY(creq) link; /* in reqs while active, in idle otherwise */
 };
 
 struct http_client {
@@ -45,8 +61,10 @@ struct http_client {
 	uv_timer_t timer;
 	char *ca_file, *cert_file, *key_file;
 	LIST_HEAD(, creq) reqs;
+	LIST_HEAD(, creq) idle;
 	LIST_HEAD(, poll_ctx) polls;
 	unsigned n_reqs;
+	unsigned n_idle;
 	unsigned n_handles;
 	bool closing;
 	void (*close_cb)(void *data);
@@ -187,38 +205,103 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/* Runs right before curl issues the request on a connection, also when
+ * curl sends it again by itself (it retries a request whose reused
+ * connection died before any answer, and a refused HTTP/2 stream). Such a
+ * request may have reached the server the first time: unless the caller
+ * said it is idempotent, it must not be sent twice. */
+static int prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+		     int conn_primary_port, int conn_local_port)
+{
+	struct creq *r = clientp;
+
+	(void)conn_primary_ip;
+	(void)conn_local_ip;
+	(void)conn_primary_port;
+	(void)conn_local_port;
+	if (r->sent && !(r->flags & HTTP_CLIENT_IDEMPOTENT))
+		return CURL_PREREQFUNC_ABORT;
+	r->sent = true;
+	return CURL_PREREQFUNC_OK;
+}
+
 static void creq_free(struct creq *r)
 {
 	if (r->easy != NULL)
 		curl_easy_cleanup(r->easy);
-	curl_slist_free_all(r->headers);
-	free(r->body);
 	free(r->resp);
 	free(r);
 }
 
-/* Maps a failed transfer to "nothing sent" or "outcome unknown". */
-static int transfer_error(CURL *easy, CURLcode code)
+/* A new request with its easy handle and the options every request
+ * shares; NULL on OOM. */
+static struct creq *creq_new(struct http_client *c)
 {
-	long req_size = 0;
+	struct creq *r = calloc(1, sizeof(*r));
+	CURL *e;
 
-	switch (code) {
-	case CURLE_COULDNT_RESOLVE_PROXY:
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CACERT_BADFILE:
-		return -ENOTCONN;
-	case CURLE_OUT_OF_MEMORY:
-		return -ENOMEM;
-	default:
-		break;
+	if (r == NULL)
+		return NULL;
+	r->client = c;
+	r->easy = e = curl_easy_init();
+	if (e == NULL) {
+		free(r);
+		return NULL;
 	}
-	curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &req_size);
-	if (req_size == 0)
-		return -ENOTCONN;
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (c->ca_file != NULL)
+		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+	if (c->cert_file != NULL)
+		curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
+	if (c->key_file != NULL)
+		curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	/* Masters talk to each other directly: no proxy from the environment
+	 * (which curl would also look up with getenv() on every request). */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	/* The path goes as given: a forwarded store key "/a/../b" must not
+	 * become "/b" on the leader. */
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
+	return r;
+}
+
+/* Back to the idle list (the handle already left the multi handle). */
+static void creq_release(struct http_client *c, struct creq *r)
+{
+	if (c->closing || c->n_idle >= IDLE_MAX) {
+		creq_free(r);
+		return;
+	}
+	if (r->resp_cap > RESPONSE_KEEP) {
+		free(r->resp);
+		r->resp = NULL;
+		r->resp_cap = 0;
+	}
+	r->resp_len = 0;
+	r->cb = NULL;
+	r->data = NULL;
+	LIST_INSERT_HEAD(&c->idle, r, link);
+	c->n_idle++;
+}
+
+/* Maps a failed transfer to "nothing sent" or "outcome unknown". Whether
+ * anything was sent is known from the pre-request callback, not from the
+ * error code: with HTTP/2 a request goes out on a connection that may be
+ * reused and already broken, and then fails with a send or receive error
+ * although the server may have read it. */
+static int transfer_error(const struct creq *r, CURLcode code)
+{
+	if (!r->sent)
+		return code == CURLE_OUT_OF_MEMORY ? -ENOMEM : -ENOTCONN;
 	return code == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
 }
 
@@ -237,7 +320,7 @@ static void check_done(struct http_client *c)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 		if (msg->data.result != CURLE_OK) {
-			err = r->too_big ? -EIO : transfer_error(r->easy, msg->data.result);
+			err = r->too_big ? -EIO : transfer_error(r, msg->data.result);
 		} else {
 			curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
 			curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
@@ -249,7 +332,12 @@ static void check_done(struct http_client *c)
 		LIST_REMOVE(r, link);
 		c->n_reqs--;
 		r->cb(r->data, err, err == 0 ? &res : NULL);
-		creq_free(r);
+		if (c->multi == NULL) /* closed from the callback */
+			creq_free(r);
+		else
+			creq_release(c, r);
+		if (c->multi == NULL)
+			return;
 	}
 }
 
@@ -269,6 +357,7 @@ int http_client_new(uv_loop_t *loop, const struct http_client_config *config,
 		return -ENOMEM;
 	c->loop = loop;
 	LIST_INIT(&c->reqs);
+	LIST_INIT(&c->idle);
 	LIST_INIT(&c->polls);
 	if ((config->ca_file != NULL && (c->ca_file = strdup(config->ca_file)) == NULL) ||
 	    (config->cert_file != NULL && (c->cert_file = strdup(config->cert_file)) == NULL) ||
@@ -314,6 +403,8 @@ void http_client_close(struct http_client *c, void (*cb)(void *data), void *data
 			cb(data);
 		return;
 	}
+	if (c->closing)
+		return;
 	c->closing = true;
 	c->close_cb = cb;
 	c->close_data = data;
@@ -321,7 +412,14 @@ void http_client_close(struct http_client *c, void (*cb)(void *data), void *data
 		curl_multi_remove_handle(c->multi, r->easy);
 		LIST_REMOVE(r, link);
 		c->n_reqs--;
-		r->cb(r->data, -ECANCELED, NULL);
+		/* Cancelling does not unsend: a request that may have gone out
+		 * has an unknown outcome. */
+		r->cb(r->data, r->sent ? -EIO : -ECANCELED, NULL);
+		creq_free(r);
+	}
+	while ((r = LIST_FIRST(&c->idle)) != NULL) {
+		LIST_REMOVE(r, link);
+		c->n_idle--;
 		creq_free(r);
 	}
 	curl_multi_cleanup(c->multi);
@@ -334,79 +432,71 @@ void http_client_close(struct http_client *c, void (*cb)(void *data), void *data
 
 int http_client_request(struct http_client *c, const char *method, const char *url,
 			const char *const *headers, const void *body, size_t body_len,
-			unsigned timeout_ms, http_client_cb cb, void *data)
+			unsigned flags, unsigned timeout_ms, http_client_cb cb, void *data)
 {
+	static const char expect_off[] = "Expect:";
 	struct creq *r;
 	CURL *e;
-	size_t i;
+	size_t i, used = 0;
 
 	if (c->closing)
 		return -ECANCELED;
-	r = calloc(1, sizeof(*r));
-	if (r == NULL)
+	r = LIST_FIRST(&c->idle);
+	if (r != NULL) {
+		LIST_REMOVE(r, link);
+		c->n_idle--;
+	} else if ((r = creq_new(c)) == NULL) {
 		return -ENOMEM;
-	r->client = c;
+	}
+	e = r->easy;
 	r->cb = cb;
 	r->data = data;
-	r->easy = e = curl_easy_init();
-	if (e == NULL)
-		goto err_nomem;
-	/* "Expect:" off: no 100-continue round trip; an empty Content-Type
-	 * unless the caller gives one (curl would invent a form type). */
-	r->headers = curl_slist_append(NULL, "Expect:");
-	if (r->headers == NULL)
-		goto err_nomem;
+	r->flags = flags;
+	r->sent = false;
+	r->too_big = false;
+	r->resp_len = 0;
+	/* The header list lives in the request itself (curl reads it, never
+	 * frees it). "Expect:" off: no 100-continue round trip; an empty
+	 * Content-Type unless the caller gives one (curl would invent a form
+	 * type). */
+	r->headers[0].data = (char *)expect_off;
+	r->headers[0].next = NULL;
 	for (i = 0; headers != NULL && headers[i] != NULL; i++) {
-		struct curl_slist *l = curl_slist_append(r->headers, headers[i]);
-		if (l == NULL)
-			goto err_nomem;
-		r->headers = l;
+		size_t n = strlen(headers[i]) + 1;
+		if (i >= HEADERS_MAX || used + n > sizeof(r->header_buf))
+			goto err_inval;
+		memcpy(r->header_buf + used, headers[i], n);
+		r->headers[i + 1].data = r->header_buf + used;
+		r->headers[i + 1].next = NULL;
+		r->headers[i].next = &r->headers[i + 1];
+		used += n;
 	}
-	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
+	if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK)
 		goto err_inval;
-	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (c->ca_file != NULL)
-		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
-	if (c->cert_file != NULL)
-		curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
-	if (c->key_file != NULL)
-		curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-	if (timeout_ms > 0)
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	/* Reset what an earlier request of this handle may have set: GET
+	 * clears the body and NOBODY; then a body if there is one. */
+	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	if (strcmp(method, "HEAD") == 0)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	if (body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
 	    strcmp(method, "PATCH") == 0) {
-		r->body = malloc(body_len + 1);
-		if (r->body == NULL)
-			goto err_nomem;
-		if (body_len > 0)
-			memcpy(r->body, body, body_len);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body != NULL ? body : "");
 	}
-	if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
-		goto err_nomem;
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+	if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+		creq_release(c, r);
+		return -ENOMEM;
+	}
 	LIST_INSERT_HEAD(&c->reqs, r, link);
 	c->n_reqs++;
 	return 0;
 
 err_inval:
-	creq_free(r);
+	creq_release(c, r);
 	return -EINVAL;
-err_nomem:
-	creq_free(r);
-	return -ENOMEM;
 }
 
 unsigned http_client_pending(const struct http_client *c)

@@ -36,21 +36,31 @@ struct http_client_response {
 };
 
 /* Result of a request. @err: 0 with @res, or
- *  -ENOTCONN  nothing was sent (no connection could be made): safe to retry;
- *  -ETIMEDOUT / -EIO  the request may have reached the server: outcome
- *             unknown;
- *  -ECANCELED the client is closing;
- *  -ENOMEM.
+ *  -ENOTCONN  nothing was sent (the request never reached the point of
+ *             being written to a connection): safe to retry;
+ *  -ETIMEDOUT / -EIO  the request may have reached the server (it was
+ *             written, or handed to a reused connection that then broke):
+ *             outcome unknown;
+ *  -ECANCELED the client is closing and nothing was sent (a request that
+ *             may have been sent gets -EIO instead);
+ *  -ENOMEM    nothing was sent.
  * @res is NULL unless @err is 0. */
 typedef void (*http_client_cb)(void *data, int err, const struct http_client_response *res);
 
+/* Flags of http_client_request(). */
+#define HTTP_CLIENT_IDEMPOTENT 0x1 /* curl may send it again by itself (on a
+				      reused connection that turned out dead);
+				      without it a request is written at most
+				      once */
+
 /* Starts a request. @headers: NULL-terminated "Name: value" strings
- * (copied); @body copied (may be NULL). @cb runs exactly once, never from
- * within this call, when this returns 0. Errors: -ENOMEM, -EINVAL (bad
- * URL), -ECANCELED (closing). */
+ * (copied; at most 8 of them, 2 KiB in all); @body borrowed (may be NULL):
+ * it must stay valid and unchanged until @cb runs. @cb runs exactly once,
+ * never from within this call, when this returns 0. Errors: -ENOMEM,
+ * -EINVAL (bad URL, too many headers), -ECANCELED (closing). */
 int http_client_request(struct http_client *c, const char *method, const char *url,
 			const char *const *headers, const void *body, size_t body_len,
-			unsigned timeout_ms, http_client_cb cb, void *data);
+			unsigned flags, unsigned timeout_ms, http_client_cb cb, void *data);
 
 /* Number of requests in flight. */
 unsigned http_client_pending(const struct http_client *c);

@@ -69,7 +69,7 @@ static void ri_cb(struct replica_barrier *b, int status, uint64_t index)
 		if (status == 0)
 			http_send_json(req, 200, json_pack("{s:I}", "index", (json_int_t)index));
 		else if (status == REPLICA_ENOTLEADER)
-			http_send_status(req, 503, NULL, "this master is not the leader");
+			http__send_not_handled(req, "this master is not the leader");
 		else
 			http_send_status(req, status == REPLICA_EUNKNOWN ? 504 : 503, NULL,
 					 "the barrier failed");
@@ -77,23 +77,35 @@ static void ri_cb(struct replica_barrier *b, int status, uint64_t index)
 	http__op_free(&r->op);
 }
 
+/* A leader elected but not yet caught up answers too: the barrier is an
+ * entry of its own term, so once it is applied, everything committed
+ * before it is too. The follower asking waits for a leader itself (its
+ * reads retry), so a master that is not the leader refuses at once. */
 void http__cluster_readindex(struct http_request *hr)
 {
+	struct http_server *s = hr->server;
 	struct ri_op *r;
 	int rv;
 
-	if (!replica_is_ready_leader(hr->server->replica)) {
-		http_send_status(hr->req, 503, NULL, "this master is not the leader");
+	if (http__role(s) != HTTP_ROLE_LEADER) {
+		http__send_not_handled(hr->req, "this master is not the leader");
 		return;
 	}
 	r = http__op_new(hr, sizeof(*r));
 	if (r == NULL)
 		return;
 	r->barrier.data = r;
-	rv = replica_barrier(hr->server->replica, &r->barrier, ri_cb);
+	rv = replica_barrier(s->replica, &r->barrier, ri_cb);
 	if (rv != 0) {
+		http__op_detach(&r->op);
 		http__op_free(&r->op);
-		http_send_status(hr->req, 503, NULL, "this master is not the leader");
+		if (rv == REPLICA_ENOTLEADER) {
+			http__leader_invalidate(s);
+			http__send_not_handled(hr->req, "this master is not the leader");
+		} else {
+			http_send_status(hr->req, 503, NULL, "the barrier failed: %s",
+					 strerror(-rv));
+		}
 	}
 }
 
@@ -258,8 +270,6 @@ struct member_op {
 static void member_cb(struct replica_change *ch, int status)
 {
 	struct member_op *m = ch->data;
-	struct http_server *s = m->op.server;
-	struct http_conn *conn = m->op.conn;
 	h2o_req_t *req = http__op_detach(&m->op);
 
 	if (req == NULL) {
@@ -273,22 +283,21 @@ static void member_cb(struct replica_change *ch, int status)
 						 "raftAddress", m->raft_address, "apiURL", m->api_url));
 		else
 			http_send_json(req, 200, json_pack("{s:I}", "id", (json_int_t)m->id));
-	} else if (status == REPLICA_ENOTLEADER) {
-		if (http__role(s) == HTTP_ROLE_FOLLOWER)
-			http__forward(s, conn, req, m->op.user_name);
-		else
-			http_send_status(req, 503, NULL, "no leader is ready, try again");
+	} else if (status == REPLICA_ENOTLEADER || status == REPLICA_EUNKNOWN) {
+		/* Leadership went away during a change of several steps, some
+		 * of which may have committed (retrying is safe). */
+		http_send_status(req, 504, "Timeout",
+				 "leadership was lost during the change: its outcome is unknown");
 	} else if (status == REPLICA_EBUSY) {
 		http_send_status(req, 409, "Conflict",
 				 "another membership change is running, try again");
 	} else if (status == -ENOENT) {
 		http_send_status(req, 404, NULL, "member %llu not found",
 				 (unsigned long long)m->id);
-	} else if (status == REPLICA_EUNKNOWN) {
-		http_send_status(req, 504, "Timeout",
-				 "leadership was lost during the change: its outcome is unknown");
 	} else if (status == REPLICA_ESHUTDOWN) {
-		http_send_status(req, 503, NULL, "the server is shutting down");
+		http_send_status(req, 504, "Timeout",
+				 "the server is shutting down: the outcome of the change is "
+				 "unknown");
 	} else {
 		http_send_status(req, 500, NULL, "the membership change failed: %s",
 				 strerror(-status));
@@ -353,16 +362,8 @@ void http__cluster_members(struct http_request *hr, const char *rest, size_t res
 		}
 		add = false;
 	}
-	switch (http__role(s)) {
-	case HTTP_ROLE_NONE:
-		http_send_status(hr->req, 503, NULL, "no leader is known, try again");
+	if (!http__write_here(hr))
 		return;
-	case HTTP_ROLE_FOLLOWER:
-		http__forward(s, hr->conn, hr->req, hr->user != NULL ? hr->user->name : NULL);
-		return;
-	case HTTP_ROLE_LEADER:
-		break;
-	}
 	m = http__op_new(hr, sizeof(*m));
 	if (m == NULL)
 		return;
@@ -392,10 +393,12 @@ void http__cluster_members(struct http_request *hr, const char *rest, size_t res
 	}
 	http__op_detach(&m->op);
 	http__op_free(&m->op);
-	if (rv == REPLICA_ENOTLEADER && http__role(s) == HTTP_ROLE_FOLLOWER)
-		http__forward(s, hr->conn, hr->req, hr->user != NULL ? hr->user->name : NULL);
-	else if (rv == REPLICA_ENOTLEADER)
-		http_send_status(hr->req, 503, NULL, "no leader is ready, try again");
+	if (rv == REPLICA_ENOTLEADER)
+		http__write_not_leader(hr);
+	else if (rv == REPLICA_ESHUTDOWN && hr->forwarded)
+		http__send_not_handled(hr->req, "the server is shutting down");
+	else if (rv == REPLICA_ESHUTDOWN)
+		http_send_status(hr->req, 503, NULL, "the server is shutting down");
 	else if (rv == REPLICA_EBUSY)
 		http_send_status(hr->req, 409, "Conflict",
 				 "another membership change is running, try again");

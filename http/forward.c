@@ -5,12 +5,21 @@
  * leader's API URL with this master's client certificate and relays the
  * answer (status, content type, body).
  *
- * Failures: no leader known -> 503. Nothing could be sent (no connection)
- * -> wait HTTP_FORWARD_RETRY_MS for a new leader and try once more, then
- * 503. The request may have reached the leader (connection lost or timeout
- * after sending) -> 504 Timeout, outcome unknown: retrying could apply a
- * write twice. A request that was forwarded once is never forwarded again
- * (no loops while views of the leader disagree): 503.
+ * A write must never be answered "not done" (503 and the like) when it may
+ * have been done. So:
+ *  - Nothing was sent (no connection could be made, or the client library
+ *    stopped before writing the request): the request waits for a leader
+ *    and is dispatched again (leader.c), until its deadline; then 503.
+ *  - The leader answered HTTP_STATUS_NOT_HANDLED (it is not the leader any
+ *    more, or it is closing; it did nothing): the same.
+ *  - Anything else after the request may have been written (connection
+ *    lost, timeout, an answer that is not HTTP, the client closing): 504
+ *    Timeout, outcome unknown. It is never sent again: a second copy could
+ *    apply the write twice. The client library is told so too (no
+ *    HTTP_CLIENT_IDEMPOTENT): it must not resend by itself.
+ * A request that was forwarded once is never forwarded again (no loops
+ * while views of the leader disagree): the receiver answers
+ * HTTP_STATUS_NOT_HANDLED and the sender waits.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,29 +28,19 @@
 
 #include "http/internal.h"
 
+#define FWD_HEADER_MAX 300
+
+/* One forwarded request, with everything it sends in one allocation: the
+ * request may end (client gone) while the leader still reads the body. */
 struct fwd_op {
 	struct http_op op; /* first */
 	char *method;
-	char *path; /* with the query */
-	void *body;
+	char *url;
+	char *body;
 	size_t body_len;
-	char *content_type;
-	char *accept;
-	bool retried;
-	h2o_timeout_entry_t retry;
+	const char *headers[4];
+	char buf[]; /* method, url, headers, body */
 };
-
-static void fwd_free(struct fwd_op *f)
-{
-	if (h2o_timeout_is_linked(&f->retry))
-		h2o_timeout_unlink(&f->retry);
-	free(f->method);
-	free(f->path);
-	free(f->body);
-	free(f->content_type);
-	free(f->accept);
-	http__op_free(&f->op);
-}
 
 static void fwd_fail(struct fwd_op *f, int code, const char *reason, const char *msg)
 {
@@ -49,24 +48,19 @@ static void fwd_fail(struct fwd_op *f, int code, const char *reason, const char 
 
 	if (req != NULL)
 		http_send_status(req, code, reason, "%s", msg);
-	fwd_free(f);
+	http__op_free(&f->op);
 }
 
-static void fwd_send(struct fwd_op *f);
-
-static void retry_cb(h2o_timeout_entry_t *e)
+/* Nothing was done: wait for a (new) leader, then dispatch again. */
+static void fwd_again(struct fwd_op *f)
 {
-	struct fwd_op *f = H2O_STRUCT_FROM_MEMBER(struct fwd_op, retry, e);
+	struct http_server *s = f->op.server;
+	struct http_request *hr = f->op.req != NULL ? f->op.hr : NULL;
 
-	if (f->op.req == NULL) {
-		fwd_free(f); /* the client left; the write was never sent */
-		return;
-	}
-	if (!http__server_running(f->op.server)) {
-		fwd_fail(f, 503, NULL, "the server is shutting down");
-		return;
-	}
-	fwd_send(f);
+	http__op_free(&f->op);
+	http__leader_invalidate(s);
+	if (hr != NULL) /* else the client left: nothing to do */
+		http__wait_leader(hr, 503, "the leader is unreachable, try again");
 }
 
 static void fwd_cb(void *data, int err, const struct http_client_response *res)
@@ -74,6 +68,10 @@ static void fwd_cb(void *data, int err, const struct http_client_response *res)
 	struct fwd_op *f = data;
 	h2o_req_t *req;
 
+	if (err == 0 && res->status == HTTP_STATUS_NOT_HANDLED) {
+		fwd_again(f);
+		return;
+	}
 	if (err == 0) {
 		req = http__op_detach(&f->op);
 		if (req != NULL) {
@@ -81,126 +79,125 @@ static void fwd_cb(void *data, int err, const struct http_client_response *res)
 				http_send_raw(req, (int)res->status, res->content_type, res->body,
 					      res->body_len);
 			else
-				http_send_status(req, 502, NULL,
-						 "the leader gave an invalid answer");
+				http_send_status(req, 504, "Timeout",
+						 "the leader gave an invalid answer: the outcome "
+						 "of the request is unknown");
 		}
-		fwd_free(f);
+		http__op_free(&f->op);
 		return;
 	}
-	if (err == -ENOTCONN && !f->retried && f->op.req != NULL &&
-	    http__server_running(f->op.server)) {
-		/* Nothing was sent: a new leader may be elected meanwhile. */
-		f->retried = true;
-		f->retry.cb = retry_cb;
-		h2o_timeout_link(f->op.server->loop, &f->op.server->retry_timeout, &f->retry);
-		return;
-	}
-	if (err == -ENOTCONN)
-		fwd_fail(f, 503, NULL, "the leader is unreachable");
-	else if (err == -ECANCELED)
+	switch (err) {
+	case -ENOTCONN:
+		fwd_again(f);
+		break;
+	case -ECANCELED:
 		fwd_fail(f, 503, NULL, "the server is shutting down");
-	else if (err == -ENOMEM)
+		break;
+	case -ENOMEM:
 		fwd_fail(f, 500, NULL, "out of memory");
-	else
+		break;
+	default: /* -ETIMEDOUT, -EIO */
+		http__leader_invalidate(f->op.server);
 		fwd_fail(f, 504, "Timeout",
 			 "the leader did not answer: the outcome of the request is unknown");
+		break;
+	}
 }
 
-/* Header value without control characters (names come from certificates
- * and the token file). */
-static void clean_copy(char *dst, size_t cap, const char *src)
+/* Header values are cut to what fits. */
+static size_t clamp(size_t len)
 {
-	size_t i;
-
-	for (i = 0; src[i] != '\0' && i + 1 < cap; i++)
-		dst[i] = (unsigned char)src[i] < 0x20 || src[i] == 0x7f ? '?' : src[i];
-	dst[i] = '\0';
+	return len > FWD_HEADER_MAX - 32 ? FWD_HEADER_MAX - 32 : len;
 }
 
-static void fwd_send(struct fwd_op *f)
+/* Writes "prefix value" without control characters (names come from
+ * certificates and the token file, values from the client); returns the
+ * byte after its NUL. */
+static char *put_clean(char *dst, const char *prefix, const char *v, size_t len)
 {
-	struct http_server *s = f->op.server;
-	const char *leader = replica_leader_url(s->replica);
-	char url[4096 + 512], ct[300], acc[300], fwd[300], user[256];
-	const char *headers[4];
-	size_t n;
+	size_t p = strlen(prefix), i;
+
+	memcpy(dst, prefix, p);
+	for (i = 0; i < len; i++)
+		dst[p + i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? ' ' : v[i];
+	dst[p + len] = '\0';
+	return dst + p + len + 1;
+}
+
+static h2o_iovec_t header_of(h2o_req_t *req, const h2o_token_t *token, const char *dflt)
+{
+	ssize_t i = h2o_find_header(&req->headers, token, -1);
+
+	if (i < 0)
+		return h2o_iovec_init(dflt, strlen(dflt));
+	return req->headers.entries[i].value;
+}
+
+void http__forward(struct http_request *hr)
+{
+	struct http_server *s = hr->server;
+	h2o_req_t *req = hr->req;
+	const char *leader = http__leader_url(s);
+	const char *user = hr->user != NULL ? hr->user->name : "";
+	h2o_iovec_t ct = header_of(req, H2O_TOKEN_CONTENT_TYPE, "");
+	h2o_iovec_t acc = header_of(req, H2O_TOKEN_ACCEPT, "*/*");
+	size_t leader_len = strlen(leader), ct_len, acc_len, user_len, size;
+	struct fwd_op *f;
+	char *p;
 	int rv;
 
-	if (leader == NULL || leader[0] == '\0' ||
-	    (s->self_url != NULL && strcmp(leader, s->self_url) == 0)) {
-		fwd_fail(f, 503, NULL, "no leader is known");
+	if (hr->forwarded) {
+		http__send_not_handled(req, "this master is not the leader "
+					    "(the request was forwarded here)");
 		return;
 	}
-	n = strlen(leader);
-	while (n > 0 && leader[n - 1] == '/')
-		n--;
-	if (snprintf(url, sizeof(url), "%.*s%s", (int)n, leader, f->path) >= (int)sizeof(url)) {
-		fwd_fail(f, 400, NULL, "the request path is too long");
+	if (leader_len == 0 || s->leader.is_self) {
+		http__wait_leader(hr, 503, "no leader is known, try again");
 		return;
 	}
-	clean_copy(user, sizeof(user), f->op.user_name != NULL ? f->op.user_name : "");
-	snprintf(ct, sizeof(ct), "Content-Type:%s%s", f->content_type ? " " : "",
-		 f->content_type ? f->content_type : "");
-	snprintf(acc, sizeof(acc), "Accept: %s", f->accept ? f->accept : "*/*");
+	if (req->path.len > 8192) {
+		http_send_status(req, 400, NULL, "the request path is too long");
+		return;
+	}
+	ct_len = clamp(ct.len);
+	acc_len = clamp(acc.len);
+	user_len = clamp(strlen(user));
+	/* Sized exactly: small requests stay below malloc's large-chunk
+	 * threshold, whose allocations consolidate the heap. */
+	size = sizeof(*f) + req->method.len + 1 + leader_len + req->path.len + 1 +
+	       sizeof("Content-Type: ") + ct_len + sizeof("Accept: ") + acc_len +
+	       sizeof(HTTP_FORWARDED_HEADER ": user=") + user_len + req->entity.len;
+	f = http__op_new(hr, size);
+	if (f == NULL)
+		return;
+	p = f->buf;
+	f->method = p;
+	memcpy(p, req->method.base, req->method.len);
+	p[req->method.len] = '\0';
+	p += req->method.len + 1;
+	f->url = p;
+	memcpy(p, leader, leader_len);
+	memcpy(p + leader_len, req->path.base, req->path.len);
+	p[leader_len + req->path.len] = '\0';
+	p += leader_len + req->path.len + 1;
+	/* "Content-Type:" alone keeps curl from inventing a form type. */
+	f->headers[0] = p;
+	p = put_clean(p, ct_len > 0 ? "Content-Type: " : "Content-Type:", ct.base, ct_len);
+	f->headers[1] = p;
+	p = put_clean(p, "Accept: ", acc.base, acc_len);
 	/* Never empty: curl drops a header without a value. */
-	snprintf(fwd, sizeof(fwd), HTTP_FORWARDED_HEADER ": user=%s", user);
-	headers[0] = ct;
-	headers[1] = acc;
-	headers[2] = fwd;
-	headers[3] = NULL;
-	rv = http_client_request(s->client, f->method, url, headers, f->body, f->body_len,
-				 HTTP_FORWARD_TIMEOUT_MS, fwd_cb, f);
+	f->headers[2] = p;
+	p = put_clean(p, HTTP_FORWARDED_HEADER ": user=", user, user_len);
+	f->headers[3] = NULL;
+	if (req->entity.base != NULL) {
+		f->body = p;
+		f->body_len = req->entity.len;
+		memcpy(p, req->entity.base, req->entity.len);
+	}
+	rv = http_client_request(s->client, f->method, f->url, f->headers, f->body, f->body_len,
+				 0, HTTP_FORWARD_TIMEOUT_MS, fwd_cb, f);
 	if (rv == -ECANCELED)
 		fwd_fail(f, 503, NULL, "the server is shutting down");
 	else if (rv != 0)
 		fwd_fail(f, 500, NULL, "cannot forward the request to the leader");
-}
-
-static char *header_copy(h2o_req_t *req, const h2o_token_t *token)
-{
-	ssize_t i = h2o_find_header(&req->headers, token, -1);
-	h2o_iovec_t v;
-	char *s;
-	size_t k;
-
-	if (i < 0)
-		return NULL;
-	v = req->headers.entries[i].value;
-	if (v.len > 256)
-		v.len = 256;
-	s = strndup(v.base, v.len);
-	for (k = 0; s != NULL && s[k] != '\0'; k++)
-		if ((unsigned char)s[k] < 0x20)
-			s[k] = ' ';
-	return s;
-}
-
-void http__forward(struct http_server *s, struct http_conn *conn, h2o_req_t *req,
-		   const char *user_name)
-{
-	struct fwd_op *f;
-
-	if (h2o_find_header_by_str(&req->headers, H2O_STRLIT(HTTP_FORWARDED_HEADER), -1) >= 0) {
-		http_send_status(req, 503, NULL,
-				 "this master is not the leader (the request was forwarded here)");
-		return;
-	}
-	f = http__op_new_for(s, conn, req, user_name, sizeof(*f));
-	if (f == NULL)
-		return;
-	f->method = strndup(req->method.base, req->method.len);
-	f->path = strndup(req->path.base, req->path.len);
-	f->content_type = header_copy(req, H2O_TOKEN_CONTENT_TYPE);
-	f->accept = header_copy(req, H2O_TOKEN_ACCEPT);
-	if (req->entity.base != NULL) {
-		f->body = malloc(req->entity.len + 1);
-		if (f->body != NULL)
-			memcpy(f->body, req->entity.base, req->entity.len);
-		f->body_len = req->entity.len;
-	}
-	if (f->method == NULL || f->path == NULL || (req->entity.base != NULL && f->body == NULL)) {
-		fwd_fail(f, 500, NULL, "out of memory");
-		return;
-	}
-	fwd_send(f);
 }

@@ -36,14 +36,28 @@
 #define HTTP_WATCH_HEARTBEAT_MS 4000 /* bookmark after this much silence */
 #define HTTP_WATCH_BATCH 65536       /* bytes of events per send */
 #define HTTP_FORWARD_TIMEOUT_MS 30000
-#define HTTP_FORWARD_RETRY_MS 500
+#define HTTP_READINDEX_TIMEOUT_MS 5000
 #define HTTP_READ_WAIT_MS 10000
+/* A request that finds no usable leader (none known, not reachable before
+ * anything was sent, or refusing a forwarded request) waits for one this
+ * long after its arrival, checking again every HTTP_LEADER_POLL_MS, before
+ * it gets 503. */
+#define HTTP_LEADER_WAIT_MS 10000
+#define HTTP_LEADER_POLL_MS 50
+/* How long the leader's API URL is reused before asking the replica again
+ * (it parses the members map's JSON); failures refresh it at once. */
+#define HTTP_LEADER_CACHE_MS 50
 #define HTTP_CLOSE_GRACE_MS 2000
 #define HTTP_FORWARDED_HEADER "x-capstan-forwarded"
+/* The answer of a master to a forwarded request that it did not handle
+ * (it is not the leader, or it is closing): "misdirected", nothing done,
+ * so the forwarding master may try again elsewhere. Never relayed. */
+#define HTTP_STATUS_NOT_HANDLED 421
 
 struct http_conn;
 struct http_watch;
 struct http_read_wait;
+struct http_leader_wait;
 
 /* One accepted TCP connection. Freed once its uv handle is closed and no
  * operation references it any more. */
@@ -90,7 +104,16 @@ struct http_server {
 	int (*authorize)(const struct http_authz_attrs *attrs, void *data);
 	void *authorize_data;
 	struct http_reader reader;
-	h2o_timeout_t retry_timeout; /* forward retries */
+	/* The leader's API URL as last read from the replica (see
+	 * HTTP_LEADER_CACHE_MS). */
+	struct {
+		char url[256];  /* "" when none is known; no trailing '/' */
+		bool is_self;
+		bool valid;
+		uint64_t at;    /* loop ms of the read */
+	} leader;
+	LIST_HEAD(, http_leader_wait) leader_waits; /* requests waiting */
+	uv_timer_t leader_timer;                    /* polls for a leader */
 	uv_timer_t tick;             /* watch heartbeats, close grace */
 	LIST_HEAD(, http_conn) conns;
 	LIST_HEAD(, http_watch) watches;
@@ -113,6 +136,10 @@ struct http_request {
 	const struct http_user *user; /* NULL: anonymous */
 	h2o_iovec_t path;             /* without the query */
 	h2o_iovec_t query;            /* after '?', may be empty */
+	int route;                    /* what http__dispatch() runs */
+	size_t route_rest;            /* path offset after the route's prefix */
+	uint64_t deadline;            /* loop ms: stop waiting for a leader */
+	bool forwarded;               /* came from another master */
 };
 
 /* An asynchronous operation: heap memory that outlives the request if the
@@ -123,17 +150,14 @@ struct http_op {
 	struct http_server *server;
 	struct http_conn *conn;
 	h2o_req_t *req; /* NULL once the request is gone */
+	struct http_request *hr; /* in req's pool: valid while req is */
 	struct http_op_guard *guard;
-	char *user_name; /* copied: the authorized user (for logs, forwarding) */
 };
 
 /* Allocates @size bytes (zeroed, >= sizeof(struct http_op)) and links the
  * op to the request. NULL on OOM or when the server is at its limit of
  * pending operations (then a Status has been sent). */
 void *http__op_new(struct http_request *hr, size_t size);
-/* The same for a request known by its parts (@user_name copied). */
-void *http__op_new_for(struct http_server *s, struct http_conn *conn, h2o_req_t *req,
-		       const char *user_name, size_t size);
 
 /* Unlinks the op from its request and returns the request, or NULL when
  * the client has gone. Call before answering from a callback. */
@@ -149,22 +173,58 @@ void http__maybe_finish_close(struct http_server *s);
 /* True while the server is running (not closing). */
 bool http__server_running(const struct http_server *s);
 
-/* Leadership as the write path sees it. */
+/* Runs the handler of the request's route again (after a wait). */
+void http__dispatch(struct http_request *hr);
+
+/* Leadership as the request paths see it (leader.c). */
 enum http_role {
-	HTTP_ROLE_LEADER,   /* handle locally */
+	HTTP_ROLE_LEADER,   /* handle locally (possibly elected but not yet
+			       caught up: replica_apply() then decides) */
 	HTTP_ROLE_FOLLOWER, /* forward to the leader */
-	HTTP_ROLE_NONE,     /* no leader known: 503 */
+	HTTP_ROLE_NONE,     /* no leader known: wait for one */
 };
 enum http_role http__role(struct http_server *s);
+
+/* The leader's API URL (cached, see HTTP_LEADER_CACHE_MS), "" if unknown.
+ * Borrowed until the next call. */
+const char *http__leader_url(struct http_server *s);
+
+/* Forgets the cached leader URL: the next look-up asks the replica. */
+void http__leader_invalidate(struct http_server *s);
+
+/* Waits for a usable leader: the request is dispatched again (handler run
+ * from scratch) on the next poll, unless its deadline has passed; then it
+ * is answered @code with @msg (a forwarded request is answered
+ * HTTP_STATUS_NOT_HANDLED at once: its sender waits). Only for a request
+ * of which nothing has been done. */
+void http__wait_leader(struct http_request *hr, int code, const char *msg);
+
+/* For write handlers: true when the request is to be handled here (this
+ * replica leads); otherwise it has been forwarded, queued to wait for a
+ * leader, or answered. */
+bool http__write_here(struct http_request *hr);
+
+/* For write handlers, when the local replica refused before appending
+ * anything (REPLICA_ENOTLEADER): forgets the cached leader and waits for
+ * one (a forwarded request: HTTP_STATUS_NOT_HANDLED). */
+void http__write_not_leader(struct http_request *hr);
+
+/* Answers a request forwarded to this master that it will not handle. */
+void http__send_not_handled(h2o_req_t *req, const char *msg);
+
+/* Starts and stops the leader waits (server start and close). */
+void http__leader_init(struct http_server *s);
+void http__leader_close(struct http_server *s);
 
 /* Forwarding (forward.c): sends the request as it came (method, path,
  * query, body, content type) to the leader as this master and relays the
  * answer. The caller has authenticated and authorized the user. */
-void http__forward(struct http_server *s, struct http_conn *conn, h2o_req_t *req,
-		   const char *user_name);
+void http__forward(struct http_request *hr);
 
 /* Consistent reads (read.c): @cb runs once a linearizable read may be served
- * from local memory, with 0 or an HTTP status to answer with (503, 504). */
+ * from local memory (0), or with the HTTP status of a failure (503 no
+ * leader reachable, 504 timeout): reads are idempotent, so the caller
+ * normally hands the request to http__wait_leader() to try again. */
 typedef void (*http_read_cb)(struct http_read_wait *w, int status);
 struct http_read_wait {
 	struct http_op op; /* first */

@@ -1,10 +1,16 @@
-/* Linearizable reads. On the leader: replica_barrier() (the replica shares
- * one barrier among concurrent callers). On a follower: ask the leader for
- * its read index (GET /capstan/v1/cluster/readindex, which the leader
- * answers after a barrier), then wait until this replica has applied that
- * far. One readindex request runs at a time; reads that arrive while it
- * runs wait for the next one, since the running one may have been
- * answered before they arrived.
+/* Linearizable reads. On the leader (also one elected but not yet caught
+ * up): replica_barrier() (the replica shares one barrier among concurrent
+ * callers). On a follower: ask the leader for its read index (GET
+ * /capstan/v1/cluster/readindex, which the leader answers after a
+ * barrier), then wait until this replica has applied that far. One
+ * readindex request runs at a time; reads that arrive while it runs wait
+ * for the next one, since the running one may have been answered before
+ * they arrived.
+ *
+ * A read that fails on the way (no leader known, the leader unreachable,
+ * busy electing, a timeout) reports 503 or 504 to its callback, which
+ * normally waits for a leader and tries again (reads are idempotent) until
+ * the request's deadline.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +34,7 @@ static void barrier_cb(struct replica_barrier *b, int status, uint64_t index)
 	(void)index;
 	if (status == REPLICA_ENOTLEADER && w->op.req != NULL &&
 	    http__server_running(w->op.server)) {
+		http__leader_invalidate(w->op.server);
 		follower_read(w->op.server, w);
 		return;
 	}
@@ -70,6 +77,8 @@ static void readindex_cb(void *data, int err, const struct http_client_response 
 	} else if (err == -ETIMEDOUT || (err == 0 && res->status == 504)) {
 		code = 504;
 	}
+	if (index < 0)
+		http__leader_invalidate(s);
 	while (w != NULL) {
 		struct http_read_wait *next = w->next;
 		int rv = -EINVAL;
@@ -96,18 +105,18 @@ static void readindex_cb(void *data, int err, const struct http_client_response 
 static void start_readindex(struct http_server *s)
 {
 	static const char *const headers[] = {"Accept: application/json", NULL};
-	const char *leader = replica_leader_url(s->replica);
+	const char *leader = http__leader_url(s);
 	char url[512];
 	int rv;
 
 	s->reader.inflight = s->reader.next;
 	s->reader.next = NULL;
-	if (leader == NULL || leader[0] == '\0' ||
-	    (s->self_url != NULL && strcmp(leader, s->self_url) == 0)) {
+	if (leader[0] == '\0' || s->leader.is_self) {
 		rv = -ENOTCONN;
 	} else {
 		snprintf(url, sizeof(url), "%s/capstan/v1/cluster/readindex", leader);
-		rv = http_client_request(s->client, "GET", url, headers, NULL, 0, 5000,
+		rv = http_client_request(s->client, "GET", url, headers, NULL, 0,
+					 HTTP_CLIENT_IDEMPOTENT, HTTP_READINDEX_TIMEOUT_MS,
 					 readindex_cb, s);
 	}
 	if (rv != 0) {
@@ -133,17 +142,23 @@ void http__read_start(struct http_server *s, struct http_read_wait *w, http_read
 
 	w->cb = cb;
 	w->next = NULL;
-	if (http__role(s) == HTTP_ROLE_LEADER) {
+	switch (http__role(s)) {
+	case HTTP_ROLE_LEADER:
 		w->barrier.data = w;
 		rv = replica_barrier(s->replica, &w->barrier, barrier_cb);
 		if (rv == 0)
 			return;
-		if (rv != REPLICA_ENOTLEADER) {
-			cb(w, status_of(rv));
-			return;
-		}
+		if (rv == REPLICA_ENOTLEADER)
+			http__leader_invalidate(s);
+		cb(w, status_of(rv));
+		return;
+	case HTTP_ROLE_FOLLOWER:
+		follower_read(s, w);
+		return;
+	case HTTP_ROLE_NONE:
+		break;
 	}
-	follower_read(s, w);
+	cb(w, 503);
 }
 
 void http__reader_close(struct http_server *s)

@@ -321,9 +321,11 @@ static void guard_dispose(void *p)
 		orphaned(op->conn);
 }
 
-void *http__op_new_for(struct http_server *s, struct http_conn *conn, h2o_req_t *req,
-			const char *user_name, size_t size)
+void *http__op_new(struct http_request *hr, size_t size)
 {
+	struct http_server *s = hr->server;
+	struct http_conn *conn = hr->conn;
+	h2o_req_t *req = hr->req;
 	unsigned conn_max = (unsigned)s->globalconf.http2.max_concurrent_requests_per_connection * 2;
 	struct http_op_guard *g;
 	struct http_op *op;
@@ -337,15 +339,11 @@ void *http__op_new_for(struct http_server *s, struct http_conn *conn, h2o_req_t 
 		http_send_status(req, 500, NULL, "out of memory");
 		return NULL;
 	}
-	if (user_name != NULL && (op->user_name = strdup(user_name)) == NULL) {
-		free(op);
-		http_send_status(req, 500, NULL, "out of memory");
-		return NULL;
-	}
 	g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), guard_dispose);
 	g->op = op;
 	op->guard = g;
 	op->req = req;
+	op->hr = hr;
 	op->server = s;
 	op->conn = conn;
 	if (conn != NULL) {
@@ -355,12 +353,6 @@ void *http__op_new_for(struct http_server *s, struct http_conn *conn, h2o_req_t 
 	s->refs++;
 	s->n_pending++;
 	return op;
-}
-
-void *http__op_new(struct http_request *hr, size_t size)
-{
-	return http__op_new_for(hr->server, hr->conn, hr->req,
-				hr->user != NULL ? hr->user->name : NULL, size);
 }
 
 h2o_req_t *http__op_detach(struct http_op *op)
@@ -385,7 +377,6 @@ void http__op_free(struct http_op *op)
 		conn_unref(op->conn);
 	}
 	s->n_pending--;
-	free(op->user_name);
 	free(op);
 	server_unref(s);
 }
@@ -393,21 +384,6 @@ void http__op_free(struct http_op *op)
 bool http__server_running(const struct http_server *s)
 {
 	return !s->closing;
-}
-
-enum http_role http__role(struct http_server *s)
-{
-	const char *url;
-
-	if (replica_is_ready_leader(s->replica))
-		return HTTP_ROLE_LEADER;
-	url = replica_leader_url(s->replica);
-	if (url == NULL || url[0] == '\0')
-		return HTTP_ROLE_NONE;
-	/* Elected but not caught up yet: replica_apply() decides. */
-	if (s->self_url != NULL && strcmp(url, s->self_url) == 0)
-		return HTTP_ROLE_LEADER;
-	return HTTP_ROLE_FOLLOWER;
 }
 
 bool http__method_is_write(const h2o_req_t *req)
@@ -601,8 +577,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 		hr->path = req->path;
 		hr->query = h2o_iovec_init("", 0);
 	}
+	hr->deadline = http__now(s) + HTTP_LEADER_WAIT_MS;
+	hr->forwarded =
+		h2o_find_header_by_str(&req->headers, H2O_STRLIT(HTTP_FORWARDED_HEADER), -1) >= 0;
 	if (s->closing) {
-		http_send_status(req, 503, NULL, "the server is shutting down");
+		if (hr->forwarded)
+			http__send_not_handled(req, "the server is shutting down");
+		else
+			http_send_status(req, 503, NULL, "the server is shutting down");
 		return 0;
 	}
 
@@ -652,6 +634,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 				 HTTP_BODY_MAX);
 		return 0;
 	}
+	hr->route = (int)route;
+	hr->route_rest = rest;
+	http__dispatch(hr);
+	return 0;
+}
+
+void http__dispatch(struct http_request *hr)
+{
+	enum route route = (enum route)hr->route;
+	size_t rest = hr->route_rest;
 
 	switch (route) {
 	case ROUTE_HEALTHZ:
@@ -687,7 +679,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 	case ROUTE_NONE:
 		break;
 	}
-	return 0;
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -757,7 +748,7 @@ static bool context_dispose(struct http_server *s)
 	h2o_timeout_t *timeouts[] = {
 		&ctx->zero_timeout,	    &ctx->one_sec_timeout,  &ctx->hundred_ms_timeout,
 		&ctx->handshake_timeout,    &ctx->http1.req_timeout, &ctx->http2.idle_timeout,
-		&ctx->http2.graceful_shutdown_timeout, &ctx->proxy.io_timeout, &s->retry_timeout,
+		&ctx->http2.graceful_shutdown_timeout, &ctx->proxy.io_timeout,
 	};
 	size_t i, j;
 
@@ -832,6 +823,7 @@ void http_server_close(struct http_server *s, void (*cb)(void *data), void *data
 		uv_close((uv_handle_t *)&s->listen_plain, listener_closed_cb);
 	http__watch_close_all(s);
 	http__reader_close(s);
+	http__leader_close(s);
 	h2o_context_request_shutdown(&s->ctx);
 	LIST_FOREACH(conn, &s->conns, link)
 		if (conn->active == 0)
@@ -971,7 +963,7 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *config,
 	handler->super.on_req = on_req;
 	handler->server = s;
 	h2o_context_init(&s->ctx, loop, &s->globalconf);
-	h2o_timeout_init(loop, &s->retry_timeout, HTTP_FORWARD_RETRY_MS);
+	http__leader_init(s);
 	s->accept_tls.ctx = &s->ctx;
 	s->accept_tls.hosts = s->globalconf.hosts;
 	s->accept_tls.ssl_ctx = s->ssl_ctx;

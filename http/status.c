@@ -23,6 +23,7 @@ static const struct {
 	{410, "Expired", "Gone"},
 	{413, "RequestEntityTooLarge", "Request Entity Too Large"},
 	{415, "UnsupportedMediaType", "Unsupported Media Type"},
+	{421, "ServiceUnavailable", "Misdirected Request"},
 	{422, "Invalid", "Unprocessable Entity"},
 	{429, "TooManyRequests", "Too Many Requests"},
 	{500, "InternalError", "Internal Server Error"},
@@ -74,9 +75,6 @@ char *http_status_json(int code, const char *reason, const char *message, size_t
 void http_send_raw(h2o_req_t *req, int code, const char *content_type, const void *body,
 		   size_t len)
 {
-	char *copy = h2o_mem_alloc_pool(&req->pool, len + 1);
-
-	memcpy(copy, body, len);
 	req->res.status = code;
 	req->res.reason = http_status_phrase(code);
 	req->res.content_length = len;
@@ -84,7 +82,7 @@ void http_send_raw(h2o_req_t *req, int code, const char *content_type, const voi
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
 			       h2o_strdup(&req->pool, content_type, SIZE_MAX).base,
 			       strlen(content_type));
-	h2o_send_inline(req, copy, len);
+	h2o_send_inline(req, body, len); /* copies the body */
 }
 
 void http_send_status(h2o_req_t *req, int code, const char *reason, const char *fmt, ...)

@@ -153,18 +153,24 @@ static void read_ready_cb(struct http_read_wait *w, int status)
 {
 	struct read_op *r = (struct read_op *)w;
 	struct store *st = replica_store(w->op.server->replica);
+	struct http_request *hr = w->op.hr;
 	h2o_req_t *req = http__op_detach(&w->op);
 
 	if (req == NULL) {
 		read_op_free(r);
 		return;
 	}
-	if (status == 503)
-		http_send_status(req, 503, NULL, "cannot serve a consistent read: no leader "
-						 "reachable (try ?consistency=local)");
-	else if (status != 0)
-		http_send_status(req, 504, NULL, "timed out waiting for a consistent read");
-	else if (r->list)
+	if (status != 0) {
+		/* Reads are idempotent: wait for a leader and try again. */
+		read_op_free(r);
+		if (status == 503)
+			http__wait_leader(hr, 503, "cannot serve a consistent read: no leader "
+						   "reachable (try ?consistency=local)");
+		else
+			http__wait_leader(hr, 504, "timed out waiting for a consistent read");
+		return;
+	}
+	if (r->list)
 		answer_list(req, st, r->key, r->key_len, r->start_after, r->start_after_len,
 			    r->limit);
 	else
@@ -282,11 +288,12 @@ static void write_op_free(struct write_op *w)
 	http__op_free(&w->op);
 }
 
+/* Once replica_apply() has taken the entry, any failure may still see it
+ * commit: such a write is answered 504 (outcome unknown), never "not done". */
 static void apply_cb(struct replica_apply *a, int status, const struct store_result *res)
 {
 	struct write_op *w = a->data;
-	struct http_server *s = w->op.server;
-	struct http_conn *conn = w->op.conn;
+	struct http_request *hr = w->op.hr;
 	h2o_req_t *req = http__op_detach(&w->op);
 	json_t *o;
 
@@ -295,18 +302,22 @@ static void apply_cb(struct replica_apply *a, int status, const struct store_res
 		return;
 	}
 	if (status == REPLICA_ENOTLEADER) {
-		/* Not appended: the leader is elsewhere after all. */
-		if (http__role(s) == HTTP_ROLE_FOLLOWER)
-			http__forward(s, conn, req, w->op.user_name);
-		else
-			http_send_status(req, 503, NULL, "no leader is ready, try again");
+		/* Not in the contract of the callback; if it ever comes, the
+		 * entry was not appended. */
+		write_op_free(w);
+		http__write_not_leader(hr);
+		return;
 	} else if (status == REPLICA_EUNKNOWN) {
 		http_send_status(req, 504, "Timeout",
 				 "leadership was lost during the write: its outcome is unknown");
 	} else if (status == REPLICA_ESHUTDOWN) {
-		http_send_status(req, 503, NULL, "the server is shutting down");
+		http_send_status(req, 504, "Timeout",
+				 "the server is shutting down: the outcome of the write is unknown");
 	} else if (status != 0) {
-		http_send_status(req, 500, NULL, "the write failed: %s", strerror(-status));
+		http_send_status(req, 504, "Timeout",
+				 "the write failed after it was proposed (%s): its outcome is "
+				 "unknown",
+				 strerror(-status));
 	} else if (res->status == STORE_EEXIST) {
 		http_send_status(req, 409, "AlreadyExists", "key \"%.*s\" already exists",
 				 (int)w->key_len, w->key);
@@ -361,16 +372,8 @@ static void do_write(struct http_request *hr, const char *key, size_t key_len, b
 		http_send_status(hr->req, 400, NULL, "use either create or modRevision");
 		return;
 	}
-	switch (http__role(s)) {
-	case HTTP_ROLE_NONE:
-		http_send_status(hr->req, 503, NULL, "no leader is known, try again");
+	if (!http__write_here(hr))
 		return;
-	case HTTP_ROLE_FOLLOWER:
-		http__forward(s, hr->conn, hr->req, hr->user != NULL ? hr->user->name : NULL);
-		return;
-	case HTTP_ROLE_LEADER:
-		break;
-	}
 	w = http__op_new(hr, sizeof(*w));
 	if (w == NULL)
 		return;
@@ -399,12 +402,13 @@ static void do_write(struct http_request *hr, const char *key, size_t key_len, b
 	rv = replica_apply(s->replica, &w->apply, &cmd, apply_cb);
 	if (rv == 0)
 		return;
+	/* Not appended: nothing was done. */
 	http__op_detach(&w->op);
 	write_op_free(w);
-	if (rv == REPLICA_ENOTLEADER && http__role(s) == HTTP_ROLE_FOLLOWER)
-		http__forward(s, hr->conn, hr->req, hr->user != NULL ? hr->user->name : NULL);
-	else if (rv == REPLICA_ENOTLEADER)
-		http_send_status(hr->req, 503, NULL, "no leader is ready, try again");
+	if (rv == REPLICA_ENOTLEADER)
+		http__write_not_leader(hr);
+	else if (rv == REPLICA_ESHUTDOWN && hr->forwarded)
+		http__send_not_handled(hr->req, "the server is shutting down");
 	else if (rv == REPLICA_ESHUTDOWN)
 		http_send_status(hr->req, 503, NULL, "the server is shutting down");
 	else
