@@ -40,6 +40,7 @@
 #include <openssl/x509v3.h>
 
 #include "http/internal.h"
+#include "http/kapi.h"
 #include "src/lib/log.h"
 
 struct root_handler {
@@ -505,6 +506,7 @@ enum route {
 	ROUTE_CA,
 	ROUTE_MEMBERS,
 	ROUTE_STORE,
+	ROUTE_KAPI, /* the Kubernetes API: /api, /apis, /openapi (kapi.c) */
 };
 
 static enum route route_of(struct http_request *hr, size_t *ret_rest)
@@ -536,6 +538,9 @@ static enum route route_of(struct http_request *hr, size_t *ret_rest)
 		*ret_rest = rest;
 		return ROUTE_STORE;
 	}
+	if (path_is(hr, "/api") || path_is(hr, "/apis") || path_has_prefix(hr, "/api/", &rest) ||
+	    path_has_prefix(hr, "/apis/", &rest) || path_has_prefix(hr, "/openapi/", &rest))
+		return ROUTE_KAPI;
 	return ROUTE_NONE;
 }
 
@@ -603,6 +608,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 		break;
 	case ROUTE_CA:
 		groups = groups_join;
+		break;
+	case ROUTE_KAPI:
+		/* Any authenticated user for now (http__kapi() refuses
+		 * anonymous ones); RBAC comes through s->authorize. */
+		groups = NULL;
 		break;
 	default:
 		groups = groups_masters;
@@ -676,6 +686,9 @@ void http__dispatch(struct http_request *hr)
 	case ROUTE_STORE:
 		http__store(hr);
 		break;
+	case ROUTE_KAPI:
+		http__kapi(hr);
+		break;
 	case ROUTE_NONE:
 		break;
 	}
@@ -690,6 +703,7 @@ static void tick_cb(uv_timer_t *t)
 	struct http_conn *conn;
 
 	http__watch_tick(s, now);
+	http__kapi_tick(s, now);
 	if (s->closing && now - s->close_started >= HTTP_CLOSE_GRACE_MS)
 		LIST_FOREACH(conn, &s->conns, link)
 			conn_shut(conn);
@@ -822,6 +836,7 @@ void http_server_close(struct http_server *s, void (*cb)(void *data), void *data
 	if (s->has_plain)
 		uv_close((uv_handle_t *)&s->listen_plain, listener_closed_cb);
 	http__watch_close_all(s);
+	http__kapi_close(s);
 	http__reader_close(s);
 	http__leader_close(s);
 	h2o_context_request_shutdown(&s->ctx);
@@ -964,6 +979,8 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *config,
 	handler->server = s;
 	h2o_context_init(&s->ctx, loop, &s->globalconf);
 	http__leader_init(s);
+	if (http__kapi_start(s) != 0)
+		log_warn("http: no memory to subscribe to leadership");
 	s->accept_tls.ctx = &s->ctx;
 	s->accept_tls.hosts = s->globalconf.hosts;
 	s->accept_tls.ssl_ctx = s->ssl_ctx;

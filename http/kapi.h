@@ -1,0 +1,133 @@
+/* The Kubernetes REST API of a master: /api/v1/... and /apis/G/V/...
+ * (get, list, watch, create, update, delete, deletecollection), with
+ * discovery under /api and /apis. Private to http/: server.c routes
+ * those paths here; the kapi_*.c files share the helpers below.
+ *
+ * Objects live in the store under /registry/<plural>/[<ns>/]<name> as
+ * msgpack without metadata.resourceVersion: the entry's mod_rev is the
+ * resourceVersion, injected whenever an object is encoded for a client.
+ *
+ * Authorization: server.c lets any authenticated user in for now; RBAC
+ * will sit in s->authorize (the verb and path are already passed).
+ */
+#ifndef CAPSTAN_HTTP_KAPI_H
+#define CAPSTAN_HTTP_KAPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/codec.h"
+#include "http/internal.h"
+#include "src/api/registry.h"
+
+/* ------------------------------------------------------------ entry points */
+
+/* Handles a request under /api, /apis or /openapi (authenticated). */
+void http__kapi(struct http_request *hr);
+
+/* Server start: subscribes to leadership, so that a new leader creates
+ * the default namespaces (create-only: idempotent). Errors: -ENOMEM. */
+int http__kapi_start(struct http_server *s);
+
+/* Server close: ends the API watches and forgets the server in the
+ * leadership subscription (the replica outlives the server). */
+void http__kapi_close(struct http_server *s);
+
+/* Heartbeats of the API watches (BOOKMARK when asked for, or a blank
+ * keep-alive line otherwise is not sent: kubectl reads JSON only). */
+void http__kapi_tick(struct http_server *s, uint64_t now_ms);
+
+/* ------------------------------------------------------------ shared */
+
+/* What a request addresses. Strings are NUL-terminated, in the request's
+ * pool. */
+struct kapi_target {
+	const struct api_kind *kind;
+	const struct api_subresource *sub; /* NULL: the resource itself */
+	const char *ns;                    /* NULL: none in the path */
+	const char *name;                  /* NULL: the collection */
+	char *key;      /* the object's key, or the collection's key prefix */
+	size_t key_len;
+};
+
+/* The qualified resource of @k as Kubernetes names it in messages:
+ * "pods", "deployments.apps". Static buffer per call site not needed:
+ * written to @buf. */
+const char *kapi__resource_name(const struct api_kind *k, char *buf, size_t size);
+
+/* Answers a Status with optional details (name, group, kind, causes;
+ * @causes taken). @name may be NULL. */
+void kapi__send_error(h2o_req_t *req, int code, const char *reason, const struct api_kind *k,
+		      const char *name, json_t *causes, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+
+/* 404 `pods "x" not found`. */
+void kapi__send_not_found(h2o_req_t *req, const struct api_kind *k, const char *name);
+
+/* Appends the JSON of the stored object @mp with metadata.resourceVersion
+ * set to @rv (0: left out). Errors of the codec. */
+int kapi__encode_json(const void *mp, size_t len, uint64_t rv, struct codec_buf *out);
+
+/* A new tree of the stored object with metadata.resourceVersion = @rv
+ * (0: none). NULL on malformed input or OOM. */
+json_t *kapi__tree(const void *mp, size_t len, uint64_t rv);
+
+/* Output formats of an answer, from the Accept header. */
+enum kapi_format { KAPI_JSON, KAPI_YAML, KAPI_TABLE };
+enum kapi_format kapi__format(h2o_req_t *req);
+
+/* Answers one object (tree borrowed) as JSON or YAML per Accept. */
+void kapi__send_tree(h2o_req_t *req, int code, const json_t *obj);
+
+/* Answers the stored object @mp with resourceVersion @rv, per Accept
+ * (Table included). */
+void kapi__send_stored(struct http_request *hr, const struct kapi_target *t, int code,
+		       const void *mp, size_t len, uint64_t rv);
+
+/* The Table of @objs (array of trees, borrowed) for @k; @list_meta the
+ * list metadata (taken). */
+json_t *kapi__table(struct http_request *hr, const struct api_kind *k, const json_t *objs,
+		    json_t *list_meta);
+
+/* Query helpers: false when answered (400). */
+bool kapi__query_flag(struct http_request *hr, const char *name, bool *ret);
+bool kapi__query_u64(struct http_request *hr, const char *name, bool *ret_present,
+		     uint64_t *ret);
+
+/* Label and field selectors of a request: parsed once, matched against
+ * stored objects. */
+struct kapi_selector;
+/* Parses ?labelSelector and ?fieldSelector; *ret NULL when neither is
+ * given. false when answered (400). Freed with the request. */
+bool kapi__selector(struct http_request *hr, const struct api_kind *k,
+		    struct kapi_selector **ret);
+bool kapi__selector_match(const struct kapi_selector *sel, const void *mp, size_t len);
+
+/* RFC 3339 UTC "now" into @buf (>= 21 bytes). */
+void kapi__now_rfc3339(char *buf, size_t size);
+
+/* Verbs (kapi_read.c, kapi_write.c, kapi_watch.c). */
+void kapi__get(struct http_request *hr, struct kapi_target *t);
+void kapi__list(struct http_request *hr, struct kapi_target *t);
+void kapi__watch(struct http_request *hr, struct kapi_target *t);
+void kapi__create(struct http_request *hr, struct kapi_target *t);
+void kapi__update(struct http_request *hr, struct kapi_target *t);
+void kapi__delete(struct http_request *hr, struct kapi_target *t);
+void kapi__delete_collection(struct http_request *hr, struct kapi_target *t);
+void kapi__patch(struct http_request *hr, struct kapi_target *t);
+
+/* Discovery (kapi_discovery.c): /api (@legacy, @group NULL), /api/v1
+ * (@legacy, "", "v1"), /apis (@group NULL), /apis/G (@version NULL),
+ * /apis/G/V. */
+void kapi__discovery(struct http_request *hr, bool legacy, const char *group,
+		     const char *version);
+
+/* OpenAPI v3 (kapi_discovery.c): /openapi/v3 (@version NULL),
+ * /openapi/v3/api/v1 ("", "v1"), /openapi/v3/apis/G/V. */
+void kapi__openapi(struct http_request *hr, const char *group, const char *version);
+
+/* Creates the default namespaces (leader; kapi_write.c). */
+void kapi__bootstrap_namespaces(struct replica *r);
+
+#endif

@@ -1,0 +1,1189 @@
+/* create, update, patch, delete and deletecollection of API objects.
+ *
+ * Writes run on the leader (a follower forwards the request as it came,
+ * before decoding anything: http__write_here). The leader decodes the body
+ * (JSON, YAML or protobuf), defaults and validates it, sets what the
+ * server owns (uid, creationTimestamp, generation, deletionTimestamp) and
+ * proposes one compare-and-swap on the object's key: create-only for
+ * create, "mod_rev unchanged since read" for update, patch and delete. So
+ * optimistic concurrency (409 Conflict) comes from the state machine, and
+ * two concurrent writers on the leader cannot both win.
+ *
+ * A write whose outcome is unknown after it was proposed answers 504
+ * (never "not done"), as the store view does.
+ *
+ * Finalizers (Kubernetes' API conventions): deleting an object with
+ * metadata.finalizers only sets deletionTimestamp; the update that removes
+ * the last finalizer of such an object deletes it. A Namespace with
+ * spec.finalizers becomes Terminating (the namespace controller, later,
+ * empties and finalizes it). A pod bound to a node is deleted gracefully
+ * (deletionTimestamp + grace period) for its node agent to confirm with
+ * gracePeriodSeconds=0.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/kapi.h"
+#include "src/api/defaults.h"
+#include "src/api/patch.h"
+#include "src/api/protobuf.h"
+#include "src/api/validate.h"
+#include "src/lib/log.h"
+#include "src/lib/pki.h"
+
+enum write_kind {
+	W_CREATE,
+	W_UPDATE,
+	W_DELETE,     /* the key goes away */
+	W_DELETE_MARK /* deletion started: deletionTimestamp set */
+};
+
+struct write_op {
+	struct http_op op; /* first */
+	struct replica_apply apply;
+	struct kapi_target *t; /* in the request's pool */
+	enum write_kind wk;
+	int code;              /* HTTP status on success */
+	bool answer_status;    /* a Status Success instead of the object */
+	char *name;            /* heap: the object's name */
+	void *mp;              /* heap: the object to answer with */
+	size_t mp_len;
+	uint64_t old_rev;      /* W_DELETE: the object's last revision */
+	char uid[40];
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static void write_op_free(struct write_op *w)
+{
+	free(w->name);
+	free(w->mp);
+	http__op_free(&w->op);
+}
+
+static void send_conflict(h2o_req_t *req, const struct api_kind *k, const char *name)
+{
+	char res[128];
+
+	kapi__send_error(req, 409, "Conflict", k, name, NULL,
+			 "Operation cannot be fulfilled on %s \"%s\": the object has been "
+			 "modified; please apply your changes to the latest version and try again",
+			 kapi__resource_name(k, res, sizeof(res)), name);
+}
+
+static void send_exists(h2o_req_t *req, const struct api_kind *k, const char *name)
+{
+	char res[128];
+
+	kapi__send_error(req, 409, "AlreadyExists", k, name, NULL, "%s \"%s\" already exists",
+			 kapi__resource_name(k, res, sizeof(res)), name);
+}
+
+static void send_success_status(h2o_req_t *req, const struct api_kind *k, const char *name,
+				const char *uid)
+{
+	json_t *o = json_pack("{s:s, s:s, s:{}, s:s, s:{s:s, s:s, s:s}}", "kind", "Status",
+			      "apiVersion", "v1", "metadata", "status", "Success", "details",
+			      "name", name, "kind", k->plural, "uid", uid);
+
+	if (o != NULL && k->group[0] != '\0')
+		json_object_set_new(json_object_get(o, "details"), "group", json_string(k->group));
+	http_send_json(req, 200, o);
+}
+
+static void uuid_v4(char *out)
+{
+	unsigned char b[16];
+
+	if (pki_random(b, sizeof(b)) != 0) {
+		/* RAND_bytes does not fail once seeded; be safe anyway. */
+		uint64_t t = (uint64_t)time(NULL);
+		memset(b, 0, sizeof(b));
+		memcpy(b, &t, sizeof(t));
+		b[8] = (unsigned char)rand();
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+		 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+		 b[14], b[15]);
+}
+
+/* Kubernetes' generateName suffix: 5 characters of an alphabet without
+ * vowels and confusable digits. */
+static void name_suffix(char *out)
+{
+	static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+	unsigned char b[5];
+	size_t i;
+
+	if (pki_random(b, sizeof(b)) != 0)
+		memset(b, 7, sizeof(b));
+	for (i = 0; i < 5; i++)
+		out[i] = alphabet[b[i] % (sizeof(alphabet) - 1)];
+	out[5] = '\0';
+}
+
+static bool query_is(struct http_request *hr, const char *name, const char *value)
+{
+	h2o_iovec_t v;
+
+	return http__query(hr, name, &v) && strcmp(v.base, value) == 0;
+}
+
+static bool dry_run(struct http_request *hr)
+{
+	return query_is(hr, "dryRun", "All");
+}
+
+static bool strict(struct http_request *hr)
+{
+	return query_is(hr, "fieldValidation", "Strict");
+}
+
+static h2o_iovec_t content_type(h2o_req_t *req)
+{
+	ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+	h2o_iovec_t v;
+	size_t n;
+
+	if (i < 0)
+		return h2o_iovec_init("", 0);
+	v = req->headers.entries[i].value;
+	for (n = 0; n < v.len && v.base[n] != ';' && v.base[n] != ' '; n++)
+		;
+	return h2o_iovec_init(v.base, n);
+}
+
+static bool ct_is(h2o_iovec_t ct, const char *s)
+{
+	return h2o_lcstris(ct.base, ct.len, s, strlen(s));
+}
+
+/* Decodes a request body into an object tree; false when answered. */
+static bool decode_body(struct http_request *hr, bool is_strict, json_t **ret)
+{
+	h2o_req_t *req = hr->req;
+	h2o_iovec_t ct = content_type(req);
+	const char *body = req->entity.base != NULL ? req->entity.base : "";
+	size_t len = req->entity.len;
+	struct codec_err cerr = {0};
+	json_error_t jerr;
+	json_t *docs = NULL, *obj = NULL;
+	char err[256] = "";
+	int rv;
+
+	if (len == 0) {
+		http_send_status(req, 400, NULL, "the request body is empty");
+		return false;
+	}
+	if (ct.len == 0 || ct_is(ct, "application/json")) {
+		obj = json_loadb(body, len, is_strict ? JSON_REJECT_DUPLICATES : 0, &jerr);
+		if (obj == NULL) {
+			http_send_status(req, 400, NULL, "%s: %s (line %d, column %d)",
+					 is_strict ? "strict decoding error" : "invalid JSON",
+					 jerr.text, jerr.line, jerr.column);
+			return false;
+		}
+	} else if (ct_is(ct, "application/yaml")) {
+		rv = codec_yaml_to_tree(body, len, is_strict ? CODEC_STRICT : 0, &docs, &cerr);
+		if (rv != 0 || json_array_size(docs) != 1) {
+			json_decref(docs);
+			http_send_status(req, 400, NULL, "invalid YAML: %s",
+					 rv != 0 ? cerr.msg : "expected one document");
+			return false;
+		}
+		obj = json_incref(json_array_get(docs, 0));
+		json_decref(docs);
+	} else if (ct_is(ct, API_PROTOBUF_MEDIA_TYPE)) {
+		rv = api_protobuf_decode(body, len, &obj, err, sizeof(err));
+		if (rv != 0) {
+			http_send_status(req, rv == -ENOTSUP ? 415 : rv == -ENOMEM ? 500 : 400, NULL,
+					 "cannot decode the protobuf body: %s", err);
+			return false;
+		}
+	} else {
+		http_send_status(req, 415, NULL, "the body of the request was in an unknown format; "
+						 "accepted media types include: application/json, "
+						 "application/yaml, application/vnd.kubernetes.protobuf");
+		return false;
+	}
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		http_send_status(req, 400, NULL, "the request body must be an object");
+		return false;
+	}
+	*ret = obj;
+	return true;
+}
+
+static json_t *meta_of(json_t *obj)
+{
+	json_t *m = json_object_get(obj, "metadata");
+
+	if (!json_is_object(m)) {
+		m = json_object();
+		json_object_set_new(obj, "metadata", m);
+	}
+	return m;
+}
+
+static const char *str_of(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* apiVersion/kind of a body: filled when absent, must match the URL. */
+static bool check_gvk(h2o_req_t *req, const struct api_kind *k, const struct api_subresource *sub,
+		      json_t *obj)
+{
+	const char *want_av = api_kind_api_version(k);
+	const char *want_kind = sub != NULL && sub->kind != NULL ? sub->kind : k->kind;
+	const char *av = str_of(obj, "apiVersion"), *kind = str_of(obj, "kind");
+
+	if (av == NULL || av[0] == '\0')
+		json_object_set_new(obj, "apiVersion", json_string(want_av));
+	else if (strcmp(av, want_av) != 0) {
+		http_send_status(req, 400, NULL,
+				 "the API version in the data (%s) does not match the expected API "
+				 "version (%s)",
+				 av, want_av);
+		return false;
+	}
+	if (kind == NULL || kind[0] == '\0')
+		json_object_set_new(obj, "kind", json_string(want_kind));
+	else if (strcmp(kind, want_kind) != 0) {
+		http_send_status(req, 400, NULL,
+				 "the kind in the data (%s) does not match the expected kind (%s)", kind,
+				 want_kind);
+		return false;
+	}
+	return true;
+}
+
+/* metadata.namespace of a body against the URL's. */
+static bool check_namespace(h2o_req_t *req, const struct kapi_target *t, json_t *meta)
+{
+	const char *ns = str_of(meta, "namespace");
+
+	if (!t->kind->namespaced) {
+		json_object_del(meta, "namespace");
+		return true;
+	}
+	if (ns == NULL || ns[0] == '\0') {
+		json_object_set_new(meta, "namespace", json_string(t->ns));
+		return true;
+	}
+	if (strcmp(ns, t->ns) != 0) {
+		http_send_status(req, 400, NULL,
+				 "the namespace of the provided object does not match the namespace "
+				 "sent on the request");
+		return false;
+	}
+	return true;
+}
+
+/* Runs validation; false when answered (400 strict, 422 invalid). */
+static bool check_valid(h2o_req_t *req, const struct api_kind *k, const json_t *old_obj,
+			const json_t *obj, unsigned vflags, bool is_strict)
+{
+	struct api_errors e;
+	const char *name = str_of(json_object_get(obj, "metadata"), "name");
+	char *msg;
+	int rv;
+
+	api_errors_init(&e);
+	if (is_strict)
+		vflags |= API_VALIDATE_UNKNOWN;
+	rv = old_obj != NULL ? api_validate_update(k, old_obj, obj, vflags, &e)
+			     : api_validate(k, obj, vflags, &e);
+	if (rv != 0) {
+		api_errors_close(&e);
+		http_send_status(req, 500, NULL, "out of memory");
+		return false;
+	}
+	if (is_strict && e.n_unknown > 0) {
+		kapi__send_error(req, 400, "BadRequest", NULL, NULL, NULL,
+				 "strict decoding error: unknown field \"%s\"", e.unknown[0]);
+		api_errors_close(&e);
+		return false;
+	}
+	if (e.n > 0) {
+		msg = api_errors_message(&e, k->kind, name != NULL ? name : "");
+		kapi__send_error(req, 422, "Invalid", k, name != NULL ? name : "",
+				 api_errors_causes_json(&e), "%s", msg != NULL ? msg : "invalid");
+		free(msg);
+		api_errors_close(&e);
+		return false;
+	}
+	api_errors_close(&e);
+	return true;
+}
+
+static bool encode_mp(h2o_req_t *req, const json_t *obj, void **ret, size_t *ret_len)
+{
+	struct codec_buf b = {0};
+
+	if (codec_tree_to_msgpack(obj, &b, NULL) != 0) {
+		codec_buf_free(&b);
+		http_send_status(req, 500, NULL, "cannot encode the object");
+		return false;
+	}
+	*ret = codec_buf_steal(&b, ret_len);
+	if (*ret == NULL) {
+		codec_buf_free(&b);
+		http_send_status(req, 500, NULL, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void apply_cb(struct replica_apply *a, int status, const struct store_result *res);
+
+/* Proposes the command; takes @mp (heap, the object to answer with) in
+ * all cases. */
+static void propose(struct http_request *hr, struct kapi_target *t, enum write_kind wk,
+		    int code, const char *key, size_t key_len, const char *name, void *mp,
+		    size_t mp_len, enum store_cond cond, uint64_t mod_rev, const char *status_uid)
+{
+	struct store_cmd cmd = {0};
+	struct write_op *w;
+	int rv;
+
+	w = http__op_new(hr, sizeof(*w));
+	if (w == NULL) {
+		free(mp);
+		return;
+	}
+	w->t = t;
+	w->wk = wk;
+	w->code = code;
+	w->mp = mp;
+	w->mp_len = mp_len;
+	w->old_rev = mod_rev;
+	if (status_uid != NULL) {
+		w->answer_status = true;
+		snprintf(w->uid, sizeof(w->uid), "%s", status_uid);
+	}
+	w->name = strdup(name);
+	if (w->name == NULL) {
+		http__op_detach(&w->op);
+		write_op_free(w);
+		http_send_status(hr->req, 500, NULL, "out of memory");
+		return;
+	}
+	cmd.type = wk == W_DELETE ? STORE_CMD_DELETE : STORE_CMD_PUT;
+	cmd.cond = cond;
+	cmd.mod_rev = mod_rev;
+	cmd.time_ms = wall_ms();
+	cmd.key = key;
+	cmd.key_len = key_len;
+	if (wk != W_DELETE) {
+		cmd.val = mp;
+		cmd.val_len = mp_len;
+	}
+	w->apply.data = w;
+	rv = replica_apply(hr->server->replica, &w->apply, &cmd, apply_cb);
+	if (rv == 0)
+		return;
+	http__op_detach(&w->op);
+	write_op_free(w);
+	if (rv == REPLICA_ENOTLEADER)
+		http__write_not_leader(hr);
+	else if (rv == REPLICA_ESHUTDOWN && hr->forwarded)
+		http__send_not_handled(hr->req, "the server is shutting down");
+	else if (rv == REPLICA_ESHUTDOWN)
+		http_send_status(hr->req, 503, NULL, "the server is shutting down");
+	else
+		http_send_status(hr->req, 500, NULL, "the write failed: %s", strerror(-rv));
+}
+
+static void apply_cb(struct replica_apply *a, int status, const struct store_result *res)
+{
+	struct write_op *w = a->data;
+	struct http_request *hr = w->op.hr;
+	h2o_req_t *req = http__op_detach(&w->op);
+	const struct api_kind *k;
+
+	if (req == NULL) {
+		write_op_free(w);
+		return;
+	}
+	k = w->t->kind;
+	if (status == REPLICA_ENOTLEADER) {
+		write_op_free(w);
+		http__write_not_leader(hr);
+		return;
+	} else if (status == REPLICA_EUNKNOWN) {
+		http_send_status(req, 504, "Timeout",
+				 "leadership was lost during the write: its outcome is unknown");
+	} else if (status != 0) {
+		http_send_status(req, 504, "Timeout",
+				 "the write failed after it was proposed: its outcome is unknown");
+	} else if (res->status == STORE_EEXIST) {
+		send_exists(req, k, w->name);
+	} else if (res->status == STORE_ESTALE) {
+		send_conflict(req, k, w->name);
+	} else if (res->status == STORE_ENOENT) {
+		kapi__send_not_found(req, k, w->name);
+	} else if (res->status != 0) {
+		http_send_status(req, 500, NULL, "the store refused the write: %s",
+				 strerror(-res->status));
+	} else if (w->answer_status) {
+		send_success_status(req, k, w->name, w->uid);
+	} else {
+		kapi__send_stored(hr, w->t, w->code, w->mp, w->mp_len,
+				  w->wk == W_DELETE ? w->old_rev : res->mod_rev);
+	}
+	write_op_free(w);
+}
+
+/* json_equal() says two absent values differ. */
+static bool same(const json_t *a, const json_t *b)
+{
+	return (a == NULL && b == NULL) || json_equal(a, b);
+}
+
+static bool has_items(const json_t *arr)
+{
+	return json_is_array(arr) && json_array_size(arr) > 0;
+}
+
+/* ------------------------------------------------------------ create */
+
+/* Creates @obj (taken) at the collection @t. */
+static void create_obj(struct http_request *hr, struct kapi_target *t, json_t *obj,
+		       bool is_strict)
+{
+	h2o_req_t *req = hr->req;
+	const struct api_kind *k = t->kind;
+	struct store *st = replica_store(hr->server->replica);
+	struct store_kv kv;
+	json_t *meta, *labels, *status;
+	const char *name, *gen;
+	char uid[40], now[32], suffix[8], *key, nskey[320];
+	void *mp;
+	size_t mp_len, n;
+	int key_len;
+
+	if (!check_gvk(req, k, NULL, obj))
+		goto out;
+	meta = meta_of(obj);
+	if (!check_namespace(req, t, meta))
+		goto out;
+	name = str_of(meta, "name");
+	gen = str_of(meta, "generateName");
+	if ((name == NULL || name[0] == '\0') && gen != NULL && gen[0] != '\0') {
+		char *full;
+		name_suffix(suffix);
+		n = strlen(gen) + 6;
+		full = h2o_mem_alloc_pool(&req->pool, n);
+		snprintf(full, n, "%s%s", gen, suffix);
+		json_object_set_new(meta, "name", json_string(full));
+	}
+	/* What the server owns. */
+	uuid_v4(uid);
+	kapi__now_rfc3339(now, sizeof(now));
+	json_object_set_new(meta, "uid", json_string(uid));
+	json_object_set_new(meta, "creationTimestamp", json_string(now));
+	json_object_del(meta, "resourceVersion");
+	json_object_del(meta, "selfLink");
+	json_object_del(meta, "deletionTimestamp");
+	json_object_del(meta, "deletionGracePeriodSeconds");
+	if (json_object_get(obj, "spec") != NULL)
+		json_object_set_new(meta, "generation", json_integer(1));
+	else
+		json_object_del(meta, "generation");
+	if (strcmp(k->kind, "Namespace") == 0 && k->group[0] == '\0') {
+		name = str_of(meta, "name");
+		labels = json_object_get(meta, "labels");
+		if (!json_is_object(labels)) {
+			labels = json_object();
+			json_object_set_new(meta, "labels", labels);
+		}
+		if (name != NULL)
+			json_object_set_new(labels, "kubernetes.io/metadata.name", json_string(name));
+		json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Active"));
+		/* The namespace strategy's PrepareForCreate: the "kubernetes"
+		 * finalizer, which the namespace controller removes. */
+		if (!json_is_object(json_object_get(obj, "spec")))
+			json_object_set_new(obj, "spec", json_object());
+		json_object_set_new(json_object_get(obj, "spec"), "finalizers",
+				    json_pack("[s]", "kubernetes"));
+	} else if (strcmp(k->kind, "Pod") == 0 && k->group[0] == '\0') {
+		status = json_object_get(obj, "status");
+		if (!json_is_object(status) || str_of(status, "phase") == NULL)
+			json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Pending"));
+	}
+	if (api_default(k, obj) != 0) {
+		http_send_status(req, 500, NULL, "cannot default the object");
+		goto out;
+	}
+	if (!check_valid(req, k, NULL, obj, 0, is_strict))
+		goto out;
+	name = str_of(meta, "name");
+	if (k->namespaced) {
+		snprintf(nskey, sizeof(nskey), "/registry/namespaces/%s", t->ns);
+		if (store_get(st, nskey, strlen(nskey), &kv) != 0) {
+			kapi__send_error(req, 404, "NotFound", api_kind_by_resource("", "v1", "namespaces"),
+					 t->ns, NULL, "namespaces \"%s\" not found", t->ns);
+			goto out;
+		}
+		const void *dt;
+		size_t dt_len;
+		if (codec_msgpack_get(kv.val, kv.val_len, "metadata.deletionTimestamp", &dt,
+				      &dt_len) == 0) {
+			kapi__send_error(req, 403, "Forbidden", k, name, NULL,
+					 "%s \"%s\" is forbidden: unable to create new content in "
+					 "namespace %s because it is being terminated",
+					 k->plural, name, t->ns);
+			goto out;
+		}
+	}
+	if (!encode_mp(req, obj, &mp, &mp_len))
+		goto out;
+	if (dry_run(hr)) {
+		kapi__send_stored(hr, t, 201, mp, mp_len, 0);
+		free(mp);
+		goto out;
+	}
+	n = t->key_len + strlen(name) + 1;
+	key = h2o_mem_alloc_pool(&req->pool, n);
+	key_len = snprintf(key, n, "%.*s%s", (int)t->key_len, t->key, name);
+	/* The answer's target is the object now. */
+	t->name = h2o_strdup(&req->pool, name, SIZE_MAX).base;
+	propose(hr, t, W_CREATE, 201, key, (size_t)key_len, name, mp, mp_len, STORE_COND_ABSENT, 0,
+		NULL);
+out:
+	json_decref(obj);
+}
+
+void kapi__create(struct http_request *hr, struct kapi_target *t)
+{
+	json_t *obj;
+	bool is_strict = strict(hr);
+
+	if (!http__write_here(hr))
+		return;
+	if (!decode_body(hr, is_strict, &obj))
+		return;
+	create_obj(hr, t, obj, is_strict);
+}
+
+/* ------------------------------------------------------------ update */
+
+static const char *const server_meta[] = {"uid", "creationTimestamp", "deletionTimestamp",
+					  "deletionGracePeriodSeconds", "generation", NULL};
+
+/* Updates the object @kv (current) to @body (taken). */
+static void update_obj(struct http_request *hr, struct kapi_target *t, json_t *body,
+		       const struct store_kv *kv, bool is_strict)
+{
+	h2o_req_t *req = hr->req;
+	const struct api_kind *k = t->kind;
+	json_t *old = NULL, *obj = NULL, *meta, *ometa, *v;
+	const char *rv_s, *name;
+	uint64_t rv;
+	json_int_t gen;
+	void *mp;
+	size_t mp_len, i;
+
+	if (!check_gvk(req, k, NULL, body))
+		goto out;
+	meta = meta_of(body);
+	if (!check_namespace(req, t, meta))
+		goto out;
+	name = str_of(meta, "name");
+	if (name == NULL || name[0] == '\0') {
+		json_object_set_new(meta, "name", json_string(t->name));
+	} else if (strcmp(name, t->name) != 0) {
+		http_send_status(req, 400, NULL,
+				 "the name of the object (%s) does not match the name on the URL (%s)",
+				 name, t->name);
+		goto out;
+	}
+	rv_s = str_of(meta, "resourceVersion");
+	if (rv_s != NULL && rv_s[0] != '\0' &&
+	    (http_parse_u64(rv_s, strlen(rv_s), &rv) != 0 || rv != kv->mod_rev)) {
+		send_conflict(req, k, t->name);
+		goto out;
+	}
+	old = kapi__tree(kv->val, kv->val_len, 0);
+	if (old == NULL) {
+		http_send_status(req, 500, NULL, "cannot decode the stored object");
+		goto out;
+	}
+	ometa = meta_of(old);
+	if (t->sub != NULL) {
+		/* .../status: only the status changes. */
+		obj = json_deep_copy(old);
+		v = json_object_get(body, "status");
+		if (v != NULL)
+			json_object_set(obj, "status", v);
+		else
+			json_object_del(obj, "status");
+	} else {
+		obj = json_incref(body);
+		json_object_del(meta, "resourceVersion");
+		for (i = 0; server_meta[i] != NULL; i++) {
+			v = json_object_get(ometa, server_meta[i]);
+			if (v != NULL)
+				json_object_set(meta, server_meta[i], v);
+			else
+				json_object_del(meta, server_meta[i]);
+		}
+		/* Kinds with a status subresource ignore status in updates of
+		 * the main resource. */
+		if (api_kind_subresource(k, "status") != NULL) {
+			v = json_object_get(old, "status");
+			if (v != NULL)
+				json_object_set(obj, "status", v);
+			else
+				json_object_del(obj, "status");
+		}
+	}
+	if (api_default(k, obj) != 0) {
+		http_send_status(req, 500, NULL, "cannot default the object");
+		goto out;
+	}
+	if (!check_valid(req, k, old, obj, 0, is_strict))
+		goto out;
+	meta = meta_of(obj);
+	if (t->sub == NULL && !same(json_object_get(old, "spec"), json_object_get(obj, "spec"))) {
+		gen = json_integer_value(json_object_get(ometa, "generation"));
+		json_object_set_new(meta, "generation", json_integer(gen + 1));
+	}
+	/* The update that removes the last finalizer of an object being
+	 * deleted deletes it. */
+	if (json_object_get(meta, "deletionTimestamp") != NULL &&
+	    !has_items(json_object_get(meta, "finalizers")) &&
+	    !(strcmp(k->plural, "namespaces") == 0 &&
+	      has_items(api_json_path(obj, "spec.finalizers")))) {
+		if (!encode_mp(req, obj, &mp, &mp_len))
+			goto out;
+		if (dry_run(hr)) {
+			kapi__send_stored(hr, t, 200, mp, mp_len, kv->mod_rev);
+			free(mp);
+			goto out;
+		}
+		propose(hr, t, W_DELETE, 200, t->key, t->key_len, t->name, mp, mp_len,
+			STORE_COND_MOD_REV, kv->mod_rev, NULL);
+		goto out;
+	}
+	if (!encode_mp(req, obj, &mp, &mp_len))
+		goto out;
+	if ((mp_len == kv->val_len && memcmp(mp, kv->val, mp_len) == 0) || dry_run(hr)) {
+		/* Nothing changed: no write, the resourceVersion stays. */
+		kapi__send_stored(hr, t, 200, mp, mp_len, kv->mod_rev);
+		free(mp);
+		goto out;
+	}
+	propose(hr, t, W_UPDATE, 200, t->key, t->key_len, t->name, mp, mp_len, STORE_COND_MOD_REV,
+		kv->mod_rev, NULL);
+out:
+	json_decref(old);
+	json_decref(obj);
+	json_decref(body);
+}
+
+void kapi__update(struct http_request *hr, struct kapi_target *t)
+{
+	struct store_kv kv;
+	json_t *body;
+	bool is_strict = strict(hr);
+
+	if (!http__write_here(hr))
+		return;
+	if (!decode_body(hr, is_strict, &body))
+		return;
+	if (store_get(replica_store(hr->server->replica), t->key, t->key_len, &kv) != 0) {
+		json_decref(body);
+		kapi__send_not_found(hr->req, t->kind, t->name);
+		return;
+	}
+	update_obj(hr, t, body, &kv, is_strict);
+}
+
+/* ------------------------------------------------------------ patch */
+
+void kapi__patch(struct http_request *hr, struct kapi_target *t)
+{
+	h2o_req_t *req = hr->req;
+	const struct api_kind *k = t->kind;
+	h2o_iovec_t ct = content_type(req);
+	const char *body = req->entity.base != NULL ? req->entity.base : "";
+	size_t len = req->entity.len;
+	struct codec_err cerr = {0};
+	struct store_kv kv;
+	json_t *patch = NULL, *docs = NULL, *obj = NULL, *meta;
+	json_error_t jerr;
+	const char *rv_s;
+	char err[512] = "", rvb[24];
+	bool is_apply = ct_is(ct, "application/apply-patch+yaml"), found;
+	bool is_strict = strict(hr);
+	int rv;
+
+	if (!http__write_here(hr))
+		return;
+	if (is_apply) {
+		rv = codec_yaml_to_tree(body, len, CODEC_STRICT, &docs, &cerr);
+		if (rv != 0 || json_array_size(docs) != 1) {
+			json_decref(docs);
+			http_send_status(req, 400, NULL, "invalid apply configuration: %s",
+					 rv != 0 ? cerr.msg : "expected one document");
+			return;
+		}
+		patch = json_incref(json_array_get(docs, 0));
+		json_decref(docs);
+	} else if (ct_is(ct, "application/merge-patch+json") ||
+		   ct_is(ct, "application/json-patch+json") ||
+		   ct_is(ct, "application/strategic-merge-patch+json")) {
+		patch = json_loadb(body, len, 0, &jerr);
+		if (patch == NULL) {
+			http_send_status(req, 400, NULL, "invalid JSON patch: %s", jerr.text);
+			return;
+		}
+	} else {
+		http_send_status(req, 415, NULL, "the patch content type \"%.*s\" is not supported",
+				 (int)ct.len, ct.base);
+		return;
+	}
+	found = store_get(replica_store(hr->server->replica), t->key, t->key_len, &kv) == 0;
+	if (!found) {
+		if (is_apply && t->sub == NULL && json_is_object(patch)) {
+			/* Server-side apply creates what is absent. */
+			struct kapi_target *ct_t = h2o_mem_alloc_pool(&req->pool, sizeof(*ct_t));
+			*ct_t = *t;
+			ct_t->key_len = t->key_len - strlen(t->name);
+			meta = meta_of(patch);
+			if (str_of(meta, "name") == NULL)
+				json_object_set_new(meta, "name", json_string(t->name));
+			if (strcmp(str_of(meta, "name"), t->name) != 0) {
+				json_decref(patch);
+				http_send_status(req, 400, NULL,
+						 "the name of the object does not match the name on "
+						 "the URL");
+				return;
+			}
+			create_obj(hr, ct_t, patch, is_strict);
+			return;
+		}
+		json_decref(patch);
+		kapi__send_not_found(req, k, t->name);
+		return;
+	}
+	obj = kapi__tree(kv.val, kv.val_len, kv.mod_rev);
+	if (obj == NULL) {
+		json_decref(patch);
+		http_send_status(req, 500, NULL, "cannot decode the stored object");
+		return;
+	}
+	if (is_apply)
+		rv = api_patch_apply(api_type_get(k->type), &obj, patch, err, sizeof(err));
+	else if (ct_is(ct, "application/merge-patch+json"))
+		rv = api_patch_merge(&obj, patch, err, sizeof(err));
+	else if (ct_is(ct, "application/json-patch+json"))
+		rv = api_patch_json(&obj, patch, err, sizeof(err));
+	else
+		rv = api_patch_strategic(api_type_get(k->type), &obj, patch, err, sizeof(err));
+	json_decref(patch);
+	if (rv != 0) {
+		json_decref(obj);
+		if (rv == -ENOMEM)
+			http_send_status(req, 500, NULL, "out of memory");
+		else
+			kapi__send_error(req, 422, "Invalid", k, t->name, NULL, "%s", err);
+		return;
+	}
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		http_send_status(req, 422, NULL, "the patched object is not an object");
+		return;
+	}
+	/* A resourceVersion in the patch is a precondition; the stored one
+	 * otherwise. */
+	meta = meta_of(obj);
+	rv_s = str_of(meta, "resourceVersion");
+	snprintf(rvb, sizeof(rvb), "%llu", (unsigned long long)kv.mod_rev);
+	if (rv_s != NULL && strcmp(rv_s, rvb) != 0) {
+		json_decref(obj);
+		send_conflict(req, k, t->name);
+		return;
+	}
+	update_obj(hr, t, obj, &kv, is_strict);
+}
+
+/* ------------------------------------------------------------ delete */
+
+struct delete_opts {
+	bool has_grace;
+	int64_t grace;
+	const char *uid; /* precondition */
+	const char *rv;  /* precondition */
+	json_t *body;
+};
+
+static bool delete_options(struct http_request *hr, struct delete_opts *o)
+{
+	h2o_req_t *req = hr->req;
+	json_error_t jerr;
+	json_t *v;
+	bool present;
+	uint64_t g;
+
+	memset(o, 0, sizeof(*o));
+	if (req->entity.len > 0) {
+		o->body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
+		if (!json_is_object(o->body)) {
+			json_decref(o->body);
+			o->body = NULL;
+			http_send_status(req, 400, NULL, "invalid DeleteOptions: %s", jerr.text);
+			return false;
+		}
+		v = json_object_get(o->body, "gracePeriodSeconds");
+		if (json_is_integer(v)) {
+			o->has_grace = true;
+			o->grace = json_integer_value(v);
+		}
+		v = json_object_get(o->body, "preconditions");
+		o->uid = str_of(v, "uid");
+		o->rv = str_of(v, "resourceVersion");
+	}
+	if (!kapi__query_u64(hr, "gracePeriodSeconds", &present, &g)) {
+		json_decref(o->body);
+		return false;
+	}
+	if (present) {
+		o->has_grace = true;
+		o->grace = (int64_t)g;
+	}
+	return true;
+}
+
+void kapi__delete(struct http_request *hr, struct kapi_target *t)
+{
+	h2o_req_t *req = hr->req;
+	const struct api_kind *k = t->kind;
+	struct store_kv kv;
+	struct delete_opts o;
+	json_t *obj = NULL, *meta;
+	const char *uid, *node;
+	char rvb[24], now[32];
+	bool is_ns = strcmp(k->plural, "namespaces") == 0 && k->group[0] == '\0';
+	bool is_pod = strcmp(k->plural, "pods") == 0 && k->group[0] == '\0';
+	bool graceful;
+	int64_t grace = 0;
+	void *mp;
+	size_t mp_len;
+
+	if (!http__write_here(hr))
+		return;
+	if (!delete_options(hr, &o))
+		return;
+	if (store_get(replica_store(hr->server->replica), t->key, t->key_len, &kv) != 0) {
+		kapi__send_not_found(req, k, t->name);
+		goto out;
+	}
+	obj = kapi__tree(kv.val, kv.val_len, kv.mod_rev);
+	if (obj == NULL) {
+		http_send_status(req, 500, NULL, "cannot decode the stored object");
+		goto out;
+	}
+	meta = meta_of(obj);
+	uid = str_of(meta, "uid");
+	snprintf(rvb, sizeof(rvb), "%llu", (unsigned long long)kv.mod_rev);
+	if (o.uid != NULL && (uid == NULL || strcmp(o.uid, uid) != 0)) {
+		kapi__send_error(req, 409, "Conflict", k, t->name, NULL,
+				 "Operation cannot be fulfilled on %s \"%s\": Precondition failed: "
+				 "UID in precondition: %s, UID in object meta: %s",
+				 k->plural, t->name, o.uid, uid != NULL ? uid : "");
+		goto out;
+	}
+	if (o.rv != NULL && strcmp(o.rv, rvb) != 0) {
+		kapi__send_error(req, 409, "Conflict", k, t->name, NULL,
+				 "Operation cannot be fulfilled on %s \"%s\": Precondition failed: "
+				 "ResourceVersion in precondition: %s, ResourceVersion in object "
+				 "meta: %s",
+				 k->plural, t->name, o.rv, rvb);
+		goto out;
+	}
+	/* Graceful deletion: finalizers, a namespace with spec.finalizers, a
+	 * pod on a node (its agent confirms with gracePeriodSeconds=0). */
+	graceful = has_items(json_object_get(meta, "finalizers")) ||
+		   (is_ns && has_items(api_json_path(obj, "spec.finalizers")));
+	node = json_string_value(api_json_path(obj, "spec.nodeName"));
+	if (is_pod && node != NULL && node[0] != '\0') {
+		json_t *tg = api_json_path(obj, "spec.terminationGracePeriodSeconds");
+		grace = o.has_grace ? o.grace : json_is_integer(tg) ? json_integer_value(tg) : 30;
+		if (grace > 0 && json_object_get(meta, "deletionTimestamp") == NULL)
+			graceful = true;
+	} else if (o.has_grace) {
+		grace = o.grace;
+	}
+	if (graceful) {
+		if (json_object_get(meta, "deletionTimestamp") != NULL) {
+			/* Already being deleted. */
+			kapi__send_tree(req, 200, obj);
+			goto out;
+		}
+		kapi__now_rfc3339(now, sizeof(now));
+		json_object_set_new(meta, "deletionTimestamp", json_string(now));
+		json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(grace));
+		json_object_del(meta, "resourceVersion");
+		if (is_ns) {
+			json_t *st = json_object_get(obj, "status");
+			if (!json_is_object(st)) {
+				st = json_object();
+				json_object_set_new(obj, "status", st);
+			}
+			json_object_set_new(st, "phase", json_string("Terminating"));
+		}
+		if (!encode_mp(req, obj, &mp, &mp_len))
+			goto out;
+		if (dry_run(hr)) {
+			kapi__send_stored(hr, t, 200, mp, mp_len, kv.mod_rev);
+			free(mp);
+			goto out;
+		}
+		propose(hr, t, W_DELETE_MARK, 200, t->key, t->key_len, t->name, mp, mp_len,
+			STORE_COND_MOD_REV, kv.mod_rev, NULL);
+		goto out;
+	}
+	if (dry_run(hr)) {
+		kapi__send_stored(hr, t, 200, kv.val, kv.val_len, kv.mod_rev);
+		goto out;
+	}
+	mp = malloc(kv.val_len > 0 ? kv.val_len : 1);
+	if (mp == NULL) {
+		http_send_status(req, 500, NULL, "out of memory");
+		goto out;
+	}
+	memcpy(mp, kv.val, kv.val_len);
+	/* Pods and services answer the deleted object, other kinds a Status,
+	 * as kube-apiserver does. */
+	propose(hr, t, W_DELETE, 200, t->key, t->key_len, t->name, mp, kv.val_len,
+		STORE_COND_MOD_REV, kv.mod_rev,
+		is_pod || (strcmp(k->plural, "services") == 0 && k->group[0] == '\0')
+			? NULL
+			: (uid != NULL ? uid : ""));
+out:
+	json_decref(obj);
+	json_decref(o.body);
+}
+
+/* deletecollection: every selected object is deleted (or, with
+ * finalizers, marked) by its own compare-and-swap, all proposed at once;
+ * the answer (a Status) comes when every one has completed. Objects that
+ * changed meanwhile are skipped (their CAS fails), as a later
+ * deletecollection would catch them. */
+struct dc_op {
+	struct http_op op; /* first */
+	unsigned pending;
+	unsigned failed;
+	bool unknown;
+};
+
+struct dc_item {
+	struct replica_apply apply;
+	struct dc_op *dc;
+};
+
+static void dc_finish(struct dc_op *dc)
+{
+	h2o_req_t *req = http__op_detach(&dc->op);
+
+	if (req != NULL) {
+		if (dc->unknown)
+			http_send_status(req, 504, "Timeout",
+					 "leadership was lost during the deletion: its outcome is "
+					 "unknown");
+		else
+			http_send_json(req, 200,
+				       json_pack("{s:s, s:s, s:{}, s:s}", "kind", "Status",
+						 "apiVersion", "v1", "metadata", "status", "Success"));
+	}
+	http__op_free(&dc->op);
+}
+
+static void dc_cb(struct replica_apply *a, int status, const struct store_result *res)
+{
+	struct dc_item *it = a->data;
+	struct dc_op *dc = it->dc;
+
+	(void)res;
+	free(it);
+	if (status != 0)
+		dc->unknown = true;
+	if (--dc->pending == 0)
+		dc_finish(dc);
+}
+
+void kapi__delete_collection(struct http_request *hr, struct kapi_target *t)
+{
+	struct store *st = replica_store(hr->server->replica);
+	struct kapi_selector *sel = NULL;
+	struct store_iter iter;
+	struct store_kv kv;
+	struct store_cmd cmd = {0};
+	struct dc_op *dc;
+	struct dc_item *it;
+	json_t *obj, *meta;
+	struct codec_buf buf = {0};
+	char now[32];
+	int rv;
+
+	if (!http__write_here(hr))
+		return;
+	if (!kapi__selector(hr, t->kind, &sel))
+		return;
+	dc = http__op_new(hr, sizeof(*dc));
+	if (dc == NULL)
+		return;
+	dc->pending = 1; /* until the loop is done */
+	kapi__now_rfc3339(now, sizeof(now));
+	store_iter_seek(st, &iter, t->key, t->key_len);
+	/* Commands are applied later (raft), so iterating while proposing is
+	 * safe: nothing mutates the store during this loop. */
+	while (store_iter_next(&iter, &kv)) {
+		if (kv.key_len < t->key_len || memcmp(kv.key, t->key, t->key_len) != 0)
+			break;
+		if (!kapi__selector_match(sel, kv.val, kv.val_len))
+			continue;
+		memset(&cmd, 0, sizeof(cmd));
+		cmd.cond = STORE_COND_MOD_REV;
+		cmd.mod_rev = kv.mod_rev;
+		cmd.time_ms = wall_ms();
+		cmd.key = kv.key;
+		cmd.key_len = kv.key_len;
+		cmd.type = STORE_CMD_DELETE;
+		obj = NULL;
+		if (codec_msgpack_get(kv.val, kv.val_len, "metadata.finalizers.0", &(const void *){0},
+				      &(size_t){0}) == 0) {
+			/* Finalizers: mark, unless marked already. */
+			if (codec_msgpack_get(kv.val, kv.val_len, "metadata.deletionTimestamp",
+					      &(const void *){0}, &(size_t){0}) == 0)
+				continue;
+			obj = kapi__tree(kv.val, kv.val_len, 0);
+			if (obj == NULL)
+				continue;
+			meta = meta_of(obj);
+			json_object_set_new(meta, "deletionTimestamp", json_string(now));
+			json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(0));
+			buf.len = 0;
+			rv = codec_tree_to_msgpack(obj, &buf, NULL);
+			json_decref(obj);
+			if (rv != 0) {
+				dc->unknown = dc->unknown || dc->pending > 1;
+				dc->failed++;
+				break;
+			}
+			cmd.type = STORE_CMD_PUT;
+			cmd.val = buf.data;
+			cmd.val_len = buf.len;
+		}
+		it = calloc(1, sizeof(*it));
+		if (it == NULL) {
+			dc->unknown = true;
+			break;
+		}
+		it->dc = dc;
+		it->apply.data = it;
+		if (replica_apply(hr->server->replica, &it->apply, &cmd, dc_cb) != 0) {
+			free(it);
+			dc->unknown = dc->pending > 1;
+			dc->failed++;
+			break;
+		}
+		dc->pending++;
+	}
+	codec_buf_free(&buf);
+	if (dc->failed > 0 && dc->pending == 1) {
+		/* Nothing was proposed: nothing done. */
+		h2o_req_t *req = http__op_detach(&dc->op);
+		http__op_free(&dc->op);
+		if (req != NULL)
+			http_send_status(req, 503, NULL, "cannot delete now, try again");
+		return;
+	}
+	if (--dc->pending == 0)
+		dc_finish(dc);
+}
+
+/* ------------------------------------------------------------ bootstrap */
+
+struct boot_op {
+	struct replica_apply apply;
+};
+
+static void boot_cb(struct replica_apply *a, int status, const struct store_result *res)
+{
+	(void)status;
+	(void)res;
+	free(a->data);
+}
+
+void kapi__bootstrap_namespaces(struct replica *r)
+{
+	static const char *const names[] = {"default", "kube-system", "kube-public",
+					    "kube-node-lease", NULL};
+	const struct api_kind *k = api_kind_by_resource("", "v1", "namespaces");
+	struct store *st = replica_store(r);
+	struct store_cmd cmd = {0};
+	struct store_kv kv;
+	struct codec_buf b = {0};
+	struct boot_op *op;
+	char key[128], uid[40], now[32];
+	json_t *obj;
+	size_t i;
+
+	kapi__now_rfc3339(now, sizeof(now));
+	for (i = 0; names[i] != NULL; i++) {
+		snprintf(key, sizeof(key), "/registry/namespaces/%s", names[i]);
+		if (store_get(st, key, strlen(key), &kv) == 0)
+			continue;
+		uuid_v4(uid);
+		obj = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:{s:s}}, s:{s:[s]}, s:{s:s}}",
+				"apiVersion", "v1", "kind", "Namespace", "metadata", "name", names[i],
+				"uid", uid, "creationTimestamp", now, "labels",
+				"kubernetes.io/metadata.name", names[i], "spec", "finalizers",
+				"kubernetes", "status", "phase", "Active");
+		if (obj == NULL)
+			continue;
+		if (k != NULL)
+			api_default(k, obj);
+		b.len = 0;
+		if (codec_tree_to_msgpack(obj, &b, NULL) != 0) {
+			json_decref(obj);
+			continue;
+		}
+		json_decref(obj);
+		op = calloc(1, sizeof(*op));
+		if (op == NULL)
+			continue;
+		op->apply.data = op;
+		cmd.type = STORE_CMD_PUT;
+		cmd.cond = STORE_COND_ABSENT;
+		cmd.time_ms = wall_ms();
+		cmd.key = key;
+		cmd.key_len = strlen(key);
+		cmd.val = b.data;
+		cmd.val_len = b.len;
+		if (replica_apply(r, &op->apply, &cmd, boot_cb) != 0) {
+			free(op);
+			log_warn("http: cannot create namespace %s", names[i]);
+		}
+	}
+	codec_buf_free(&b);
+}
