@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/codec.h"
+#include "src/lib/codec.h"
 #include "http/internal.h"
 #include "src/api/registry.h"
 

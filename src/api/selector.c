@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/codec.h"
+#include "src/lib/codec.h"
 #include "src/api/types.h"
 #include "src/api/validate.h"
 

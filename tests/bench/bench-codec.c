@@ -1,4 +1,4 @@
-/* Benchmark of http/codec: msgpack -> JSON of a list of 1000 pods (the
+/* Benchmark of src/lib/codec: msgpack -> JSON of a list of 1000 pods (the
  * shape of a list answer) against jansson dumping the same tree, and JSON
  * -> msgpack against jansson loading it. Prints figures; asserts nothing.
  * Build without --enable-debug and --enable-sanitize for real numbers. */
@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "http/codec.h"
+#include "src/lib/codec.h"
 
 #define N_PODS 1000
 #define MIN_SECONDS 1.0

@@ -1,8 +1,8 @@
-/* libFuzzer harness for the decoders of http/codec. Not built by make;
+/* libFuzzer harness for the decoders of src/lib/codec. Not built by make;
  * build and run it by hand with clang:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -include config.h \
- *       -I/path/to/builddir tests/fuzz/fuzz-codec.c http/codec.c \
+ *       -I/path/to/builddir tests/fuzz/fuzz-codec.c src/lib/codec.c \
  *       -lyaml -ljansson -lmsgpackc -lcrypto -lm -o fuzz-codec
  *   ./fuzz-codec -max_total_time=300
  *
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/codec.h"
+#include "src/lib/codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

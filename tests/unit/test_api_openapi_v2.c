@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "http/codec.h"
+#include "src/lib/codec.h"
 #include "src/api/discovery.h"
 #include "src/api/openapi.h"
 #include "src/api/openapi_v2.h"

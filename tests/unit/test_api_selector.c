@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "http/codec.h"
+#include "src/lib/codec.h"
 #include "src/api/selector.h"
 #include "src/api/validate.h"
 

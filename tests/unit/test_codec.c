@@ -1,4 +1,4 @@
-/* Unit tests of http/codec: JSON <-> msgpack round trips, escaping,
+/* Unit tests of src/lib/codec: JSON <-> msgpack round trips, escaping,
  * numbers, limits, hostile input, YAML typing and errors, YAML output and
  * the msgpack path accessor. */
 #include <errno.h>
@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "http/codec.h"
+#include "src/lib/codec.h"
 
 /* ------------------------------------------------------------ Fixtures */
 

@@ -25,7 +25,7 @@
 #include <openssl/evp.h>
 #include <yaml.h>
 
-#include "http/codec.h"
+#include "src/lib/codec.h"
 
 /* ------------------------------------------------------------ buffer */
 
