@@ -3,14 +3,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "http/auth.h"
+#include "src/api/registry.h"
+#include "src/lib/codec.h"
 
 struct http_tokens {
 	struct token {
@@ -360,13 +364,229 @@ const struct http_user *http_tokens_lookup(const struct http_tokens *t, const ch
 	return found;
 }
 
+/* ------------------------------------------------------------ bootstrap tokens */
+
+/* Longest data value read from a bootstrap token Secret (decoded). */
+#define BOOTSTRAP_VALUE_MAX 4096
+
+static bool is_token_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+bool http_bootstrap_token_parse(const char *token, size_t len,
+				char ret_id[HTTP_BOOTSTRAP_ID_LEN + 1])
+{
+	size_t i;
+
+	if (len != HTTP_BOOTSTRAP_ID_LEN + 1 + HTTP_BOOTSTRAP_SECRET_LEN ||
+	    token[HTTP_BOOTSTRAP_ID_LEN] != '.')
+		return false;
+	for (i = 0; i < len; i++)
+		if (i != HTTP_BOOTSTRAP_ID_LEN && !is_token_char(token[i]))
+			return false;
+	memcpy(ret_id, token, HTTP_BOOTSTRAP_ID_LEN);
+	ret_id[HTTP_BOOTSTRAP_ID_LEN] = '\0';
+	return true;
+}
+
+/* The decoded value of data.<key> of the Secret into @buf (NUL-terminated,
+ * at most BOOTSTRAP_VALUE_MAX bytes). The stored form keeps JSON's base64
+ * strings; a bin value is taken as is. Errors: -ENOENT, -EACCES. */
+static int secret_data(const void *secret, size_t secret_len, const char *key, char *buf,
+		       size_t *ret_len)
+{
+	const void *data, *v;
+	size_t data_len, vlen;
+	const char *str;
+	size_t slen;
+	int rv;
+
+	rv = codec_msgpack_get(secret, secret_len, "data", &data, &data_len);
+	if (rv == -ENOENT)
+		return -ENOENT;
+	if (rv != 0)
+		return -EACCES;
+	rv = codec_msgpack_map_get(data, data_len, key, strlen(key), &v, &vlen);
+	if (rv == -ENOENT)
+		return -ENOENT;
+	if (rv != 0 || vlen == 0)
+		return -EACCES;
+	if ((unsigned char)*(const char *)v == 0xc4 || (unsigned char)*(const char *)v == 0xc5) {
+		/* bin 8 / bin 16: raw bytes after a 1- or 2-byte length. */
+		size_t hdr = (unsigned char)*(const char *)v == 0xc4 ? 2 : 3;
+		if (vlen < hdr || vlen - hdr > BOOTSTRAP_VALUE_MAX)
+			return -EACCES;
+		memcpy(buf, (const char *)v + hdr, vlen - hdr);
+		buf[vlen - hdr] = '\0';
+		*ret_len = vlen - hdr;
+	} else {
+		EVP_ENCODE_CTX *ctx;
+		int n = 0, m = 0;
+
+		if (codec_msgpack_str(v, vlen, &str, &slen) != 0 ||
+		    slen > BOOTSTRAP_VALUE_MAX / 3 * 4)
+			return -EACCES;
+		ctx = EVP_ENCODE_CTX_new();
+		if (ctx == NULL)
+			return -EACCES;
+		/* EVP_DecodeUpdate handles the padding, unlike EVP_DecodeBlock
+		 * which keeps its zero bytes. */
+		EVP_DecodeInit(ctx);
+		rv = EVP_DecodeUpdate(ctx, (unsigned char *)buf, &n, (const unsigned char *)str,
+				      (int)slen) < 0 ||
+				     EVP_DecodeFinal(ctx, (unsigned char *)buf + n, &m) < 0
+			     ? -EACCES
+			     : 0;
+		EVP_ENCODE_CTX_free(ctx);
+		if (rv != 0)
+			return rv;
+		*ret_len = (size_t)n + (size_t)m;
+		buf[*ret_len] = '\0';
+	}
+	if (memchr(buf, '\0', *ret_len) != NULL)
+		return -EACCES;
+	return 0;
+}
+
+/* Kubernetes allows extra groups matching
+ * ^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$; capstan adds its join
+ * group, so that a bootstrap token can join a master. */
+static bool extra_group_ok(const char *g, size_t len)
+{
+	static const char prefix[] = HTTP_GROUP_BOOTSTRAPPERS ":";
+	size_t i, plen = sizeof(prefix) - 1;
+
+	if (len == strlen(HTTP_GROUP_JOIN) && memcmp(g, HTTP_GROUP_JOIN, len) == 0)
+		return true;
+	if (len <= plen || len - plen > 256 || memcmp(g, prefix, plen) != 0)
+		return false;
+	for (i = plen; i < len; i++)
+		if (!is_token_char(g[i]) && g[i] != ':' && g[i] != '-')
+			return false;
+	return is_token_char(g[len - 1]);
+}
+
+static int bootstrap_groups(struct http_user *u, const char *list)
+{
+	int rv;
+
+	rv = user_add_group(u, HTTP_GROUP_BOOTSTRAPPERS, strlen(HTTP_GROUP_BOOTSTRAPPERS));
+	while (rv == 0 && *list != '\0') {
+		const char *end = strchr(list, ',');
+		size_t glen = end != NULL ? (size_t)(end - list) : strlen(list);
+		const char *g = list;
+
+		list += glen + (end != NULL ? 1 : 0);
+		while (glen > 0 && *g == ' ') {
+			g++;
+			glen--;
+		}
+		while (glen > 0 && g[glen - 1] == ' ')
+			glen--;
+		if (glen == 0)
+			continue;
+		if (!extra_group_ok(g, glen))
+			return -EACCES;
+		rv = user_add_group(u, g, glen);
+	}
+	return rv;
+}
+
+int http_bootstrap_token_check(const void *secret, size_t secret_len, const char *token,
+			       size_t len, int64_t now, struct http_user **ret_user)
+{
+	char id[HTTP_BOOTSTRAP_ID_LEN + 1];
+	char *buf;
+	const void *dt;
+	const char *type;
+	size_t type_len, n, dt_len;
+	struct http_user *u = NULL;
+	int rv = -EACCES;
+
+	if (!http_bootstrap_token_parse(token, len, id))
+		return -EACCES;
+	buf = malloc(BOOTSTRAP_VALUE_MAX + 1);
+	if (buf == NULL)
+		return -ENOMEM;
+	if (codec_msgpack_get_str(secret, secret_len, "type", &type, &type_len) != 0 ||
+	    type_len != strlen(HTTP_BOOTSTRAP_SECRET_TYPE) ||
+	    memcmp(type, HTTP_BOOTSTRAP_SECRET_TYPE, type_len) != 0)
+		goto out;
+	/* Kubernetes ignores a token whose Secret is being deleted. */
+	if (codec_msgpack_get(secret, secret_len, "metadata.deletionTimestamp", &dt, &dt_len) !=
+	    -ENOENT)
+		goto out;
+	if (secret_data(secret, secret_len, "token-id", buf, &n) != 0 ||
+	    n != HTTP_BOOTSTRAP_ID_LEN || memcmp(buf, id, n) != 0)
+		goto out;
+	if (secret_data(secret, secret_len, "usage-bootstrap-authentication", buf, &n) != 0 ||
+	    strcmp(buf, "true") != 0)
+		goto out;
+	rv = secret_data(secret, secret_len, "expiration", buf, &n);
+	if (rv == 0) {
+		int64_t exp;
+		if (api_parse_time(buf, &exp) != 0 || now >= exp) {
+			rv = -EACCES;
+			goto out;
+		}
+	} else if (rv != -ENOENT) {
+		goto out;
+	}
+	rv = -EACCES;
+	if (secret_data(secret, secret_len, "token-secret", buf, &n) != 0 ||
+	    n != HTTP_BOOTSTRAP_SECRET_LEN ||
+	    CRYPTO_memcmp(buf, token + HTTP_BOOTSTRAP_ID_LEN + 1, n) != 0)
+		goto out;
+	rv = secret_data(secret, secret_len, "auth-extra-groups", buf, &n);
+	if (rv == -ENOENT)
+		buf[0] = '\0';
+	else if (rv != 0)
+		goto out;
+	u = calloc(1, sizeof(*u));
+	if (u == NULL) {
+		rv = -ENOMEM;
+		goto out;
+	}
+	u->name = malloc(sizeof(HTTP_BOOTSTRAP_USER_PREFIX) + HTTP_BOOTSTRAP_ID_LEN);
+	u->uid = strdup("");
+	if (u->name == NULL || u->uid == NULL) {
+		rv = -ENOMEM;
+		goto out;
+	}
+	snprintf(u->name, sizeof(HTTP_BOOTSTRAP_USER_PREFIX) + HTTP_BOOTSTRAP_ID_LEN, "%s%s",
+		 HTTP_BOOTSTRAP_USER_PREFIX, id);
+	rv = bootstrap_groups(u, buf);
+	if (rv != 0)
+		goto out;
+	*ret_user = u;
+	u = NULL;
+out:
+	http_user_free(u);
+	OPENSSL_cleanse(buf, BOOTSTRAP_VALUE_MAX + 1);
+	free(buf);
+	return rv;
+}
+
+/* Paths open to anonymous users; see on_req() in server.c. */
+static bool anonymous_path(const char *path)
+{
+	return strcmp(path, "/healthz") == 0 || strcmp(path, "/livez") == 0 ||
+	       strcmp(path, "/readyz") == 0 || strcmp(path, "/version") == 0 ||
+	       strcmp(path, "/version/") == 0;
+}
+
 int http_authorize_builtin(const struct http_authz_attrs *attrs, void *data)
 {
 	size_t i;
 
 	(void)data;
-	if (attrs->groups == NULL)
+	if (attrs->groups == NULL) {
+		if (http_user_in_group(attrs->user, HTTP_GROUP_BOOTSTRAPPERS) &&
+		    !anonymous_path(attrs->path))
+			return -EACCES;
 		return 0;
+	}
 	for (i = 0; attrs->groups[i] != NULL; i++)
 		if (http_user_in_group(attrs->user, attrs->groups[i]))
 			return 0;

@@ -11,11 +11,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/x509.h>
 
 #define HTTP_GROUP_MASTERS "system:masters"
 #define HTTP_GROUP_JOIN "system:capstan:join"
+#define HTTP_GROUP_BOOTSTRAPPERS "system:bootstrappers"
 
 struct http_user {
 	char *name;
@@ -58,6 +60,40 @@ size_t http_tokens_count(const struct http_tokens *t);
 const struct http_user *http_tokens_lookup(const struct http_tokens *t, const char *token,
 					   size_t len);
 
+/* Bootstrap tokens, the Kubernetes way: "<token-id>.<token-secret>"
+ * ([a-z0-9]{6} "." [a-z0-9]{16}) is checked against the Secret
+ * "bootstrap-token-<token-id>" of namespace kube-system, of type
+ * "bootstrap.kubernetes.io/token", whose data (base64 in the stored form)
+ * holds token-id, token-secret, usage-bootstrap-authentication ("true"),
+ * and optionally expiration (RFC 3339) and auth-extra-groups (comma
+ * separated). */
+#define HTTP_BOOTSTRAP_ID_LEN 6
+#define HTTP_BOOTSTRAP_SECRET_LEN 16
+#define HTTP_BOOTSTRAP_NAME_PREFIX "bootstrap-token-"
+#define HTTP_BOOTSTRAP_SECRET_TYPE "bootstrap.kubernetes.io/token"
+#define HTTP_BOOTSTRAP_USER_PREFIX "system:bootstrap:"
+/* Store key prefix of the Secrets; the name follows. */
+#define HTTP_BOOTSTRAP_KEY_PREFIX "/registry/secrets/kube-system/" HTTP_BOOTSTRAP_NAME_PREFIX
+
+/* True when @token (@len bytes, borrowed) has the form of a bootstrap
+ * token; then its token-id and a NUL are copied to @ret_id. */
+bool http_bootstrap_token_parse(const char *token, size_t len,
+				char ret_id[HTTP_BOOTSTRAP_ID_LEN + 1]);
+
+/* Checks bootstrap token @token (@len bytes, borrowed) against @secret, the
+ * stored msgpack form of its Secret (borrowed), at @now (Unix seconds).
+ * The token-secret is compared in constant time. On success the new user
+ * "system:bootstrap:<token-id>" (uid "") with the groups
+ * "system:bootstrappers" and the Secret's auth-extra-groups; free it with
+ * http_user_free(). An extra group must be "system:bootstrappers:..." (as
+ * Kubernetes requires) or "system:capstan:join" (a master join token); any
+ * other one, system:masters included, refuses the token.
+ * Errors: -EACCES (malformed token or Secret, wrong type, id or secret,
+ * expired or undecodable expiration, usage-bootstrap-authentication not
+ * "true", being deleted, a refused extra group), -ENOMEM. */
+int http_bootstrap_token_check(const void *secret, size_t secret_len, const char *token,
+			       size_t len, int64_t now, struct http_user **ret_user);
+
 /* What the authorizer decides on. */
 struct http_authz_attrs {
 	const struct http_user *user; /* NULL: anonymous */
@@ -68,7 +104,11 @@ struct http_authz_attrs {
 	const char *const *groups;
 };
 
-/* Built-in policy: 0 if allowed, -EACCES otherwise. @data unused. */
+/* Built-in policy: 0 if allowed, -EACCES otherwise. @data unused.
+ * Until RBAC, users of bootstrap tokens (group system:bootstrappers) reach
+ * only the endpoints whose policy names one of their groups and those open
+ * to anonymous users (/healthz, /livez, /readyz, /version), not the
+ * Kubernetes API, where any other authenticated user may do anything. */
 int http_authorize_builtin(const struct http_authz_attrs *attrs, void *data);
 
 #endif
