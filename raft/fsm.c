@@ -2,9 +2,16 @@
 #include "raft/fsm.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -181,8 +188,224 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 	return 0;
 }
 
+/* ------------------------------------------------------------ forked */
+
+/* The child's output in its memfd: an 8-byte marker, zero until the child
+ * has written everything after it, then the store encoding. The marker
+ * proves completeness even if someone else reaped the child. */
+#define CHILD_MARKER_LEN 8
+static const char child_done[CHILD_MARKER_LEN] = {'C', 'P', 'S', 'T',
+						  'D', 'O', 'N', 'E'};
+#define CHILD_WAIT_MS (10u * 60u * 1000u)
+
+static int write_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+/* Runs in the child: encodes the copy-on-write image of the store into
+ * @fd and exits. Only async-signal-safe calls and malloc (which glibc
+ * keeps usable in a child of a threaded process) happen here. */
+static void child_main(struct fsm *f, int fd, pid_t parent)
+	__attribute__((noreturn));
+static void child_main(struct fsm *f, int fd, pid_t parent)
+{
+	void *payload;
+	size_t len;
+
+	/* Die with the daemon rather than outlive a SIGKILL of it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(4);
+	/* Drop every inherited descriptor but the output: a socket the
+	 * parent closes meanwhile must really close, and its epoll
+	 * registration must go with it. */
+	if (fd > 3)
+		close_range(3, (unsigned)fd - 1, 0);
+	close_range((unsigned)fd + 1, ~0u, 0);
+	/* Background work: on a busy machine the loops of the daemons (and
+	 * their heartbeats) must win the CPU. */
+	if (nice(10) == -1) {
+		/* Unchanged priority is fine. */
+	}
+	if (store_snapshot(f->store, &payload, &len) != 0)
+		_exit(2);
+	if (write_all(fd, payload, len, CHILD_MARKER_LEN) != 0 ||
+	    write_all(fd, child_done, CHILD_MARKER_LEN, 0) != 0)
+		_exit(3);
+	_exit(0);
+}
+
+/* On the loop: starts a child. Returns 0 or -errno (nothing started). */
+static int fork_start(struct fsm *f)
+{
+	pid_t parent = getpid();
+	pid_t pid;
+	int fd;
+
+	fd = memfd_create("capstan-snapshot", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	if (pid == 0)
+		child_main(f, fd, parent);
+	f->child = pid;
+	f->memfd = fd;
+	return 0;
+}
+
+/* Waits for the child (at most CHILD_WAIT_MS, then kills it). Returns 0
+ * when it exited 0, -ECHILD when someone else reaped it, else -EIO. */
+static int child_wait(struct fsm *f)
+{
+	struct timespec nap = {0, 200000};
+	unsigned waited_us = 0;
+	int status;
+
+	for (;;) {
+		pid_t w = waitpid(f->child, &status, WNOHANG);
+		if (w == f->child)
+			break;
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			f->child = 0;
+			return errno == ECHILD ? -ECHILD : -EIO;
+		}
+		if (waited_us / 1000u >= CHILD_WAIT_MS) {
+			kill(f->child, SIGKILL);
+			while (waitpid(f->child, &status, 0) < 0 && errno == EINTR)
+				;
+			f->child = 0;
+			snprintf(f->async_errmsg, sizeof f->async_errmsg,
+				 "snapshot child took over %u s: killed",
+				 CHILD_WAIT_MS / 1000u);
+			return -EIO;
+		}
+		nanosleep(&nap, NULL);
+		waited_us += (unsigned)(nap.tv_nsec / 1000);
+		if (nap.tv_nsec < 5000000)
+			nap.tv_nsec *= 2;
+	}
+	f->child = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(f->async_errmsg, sizeof f->async_errmsg,
+			 "snapshot child failed (%s %d)",
+			 WIFEXITED(status) ? "exit" : "signal",
+			 WIFEXITED(status) ? WEXITSTATUS(status)
+					   : WTERMSIG(status));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Kills and reaps a child still running and drops its output. */
+static void fork_discard(struct fsm *f)
+{
+	if (f->child > 0) {
+		int status;
+		kill(f->child, SIGKILL);
+		while (waitpid(f->child, &status, 0) < 0 && errno == EINTR)
+			;
+		f->child = 0;
+	}
+	if (f->memfd >= 0) {
+		close(f->memfd);
+		f->memfd = -1;
+	}
+	if (f->map != NULL) {
+		munmap(f->map, f->map_len);
+		f->map = NULL;
+		f->map_len = 0;
+	}
+}
+
+/* In the thread pool: waits for the child and turns its output into the
+ * two snapshot buffers. Returns 0 or a RAFT_* code. */
+static int fork_finish(struct fsm *f, struct raft_buffer *bufs[],
+		       unsigned *n_bufs)
+{
+	struct raft_buffer *b;
+	struct stat st;
+	uint8_t *map;
+	size_t len;
+	int rv;
+
+	rv = child_wait(f);
+	if (rv != 0 && rv != -ECHILD)
+		goto err;
+	if (fstat(f->memfd, &st) != 0 || st.st_size < CHILD_MARKER_LEN) {
+		snprintf(f->async_errmsg, sizeof f->async_errmsg,
+			 "snapshot child wrote nothing");
+		goto err;
+	}
+	len = (size_t)st.st_size;
+	map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, f->memfd, 0);
+	if (map == MAP_FAILED) {
+		snprintf(f->async_errmsg, sizeof f->async_errmsg,
+			 "mapping the snapshot: %s", strerror(errno));
+		goto err;
+	}
+	close(f->memfd);
+	f->memfd = -1;
+	f->map = map;
+	f->map_len = len;
+	if (memcmp(map, child_done, CHILD_MARKER_LEN) != 0) {
+		snprintf(f->async_errmsg, sizeof f->async_errmsg,
+			 "snapshot child did not finish");
+		goto err;
+	}
+	b = calloc(2, sizeof *b);
+	if (b == NULL)
+		goto err_nomem;
+	b[0].base = malloc(FSM_SNAPSHOT_HEADER_LEN);
+	if (b[0].base == NULL) {
+		free(b);
+		goto err_nomem;
+	}
+	b[0].len = FSM_SNAPSHOT_HEADER_LEN;
+	b[1].base = map + CHILD_MARKER_LEN;
+	b[1].len = len - CHILD_MARKER_LEN;
+	if (write_header(b[0].base, b[1].base, b[1].len) != 0) {
+		free(b[0].base);
+		free(b);
+		goto err_nomem;
+	}
+	*bufs = b;
+	*n_bufs = 2;
+	return 0;
+
+err_nomem:
+	snprintf(f->async_errmsg, sizeof f->async_errmsg,
+		 "snapshot: out of memory");
+	return RAFT_NOMEM;
+err:
+	return RAFT_IOERR;
+}
+
+/* ------------------------------------------------------------ raft_fsm */
+
 /* Two buffers (header, store encoding) so that the encoding is not copied;
- * libraft's uv io writes them back to back and hands restore() one buffer. */
+ * libraft's uv io writes them back to back and hands restore() one buffer.
+ * With fork snapshots this only starts the child and leaves both buffers
+ * to fsm_snapshot_async(). */
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
 			unsigned *n_bufs)
 {
@@ -191,6 +414,21 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
 	void *payload;
 	size_t payload_len;
 	int rv;
+
+	fork_discard(f); /* leftovers of an abandoned attempt */
+	f->async_errmsg[0] = '\0';
+	if (f->fork_snapshots && f->fork_failures < FSM_FORK_FAILURES_MAX) {
+		rv = fork_start(f);
+		if (rv == 0) {
+			*bufs = NULL;
+			*n_bufs = 0;
+			return 0;
+		}
+		snprintf(f->errmsg, sizeof f->errmsg, "snapshot fork: %s",
+			 strerror(-rv));
+		f->fork_failures++;
+		return rv == -ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
+	}
 
 	b = calloc(2, sizeof *b);
 	if (b == NULL)
@@ -223,16 +461,49 @@ err_nomem:
 	return RAFT_NOMEM;
 }
 
-/* Version 2 contract: the fsm frees what fsm_snapshot() allocated. */
+/* Version 3: runs in the thread pool after fsm_snapshot() returned 0 on
+ * the loop; libraft applies entries meanwhile, which the child's image
+ * does not see. Nothing to do when the loop already encoded. */
+static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[],
+			      unsigned *n_bufs)
+{
+	struct fsm *f = rf->data;
+
+	if (f->memfd < 0)
+		return 0;
+	return fork_finish(f, bufs, n_bufs);
+}
+
+/* Version 2 contract: the fsm frees what it allocated, on the loop, after
+ * libraft stored the snapshot or gave up on it. */
 static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
 				 unsigned *n_bufs)
 {
-	(void)rf;
+	struct fsm *f = rf->data;
+	bool had_fork = f->memfd >= 0 || f->map != NULL || f->child > 0;
+
 	if (*bufs != NULL) {
-		for (unsigned i = 0; i < *n_bufs; i++)
-			free((*bufs)[i].base);
+		for (unsigned i = 0; i < *n_bufs; i++) {
+			uint8_t *base = (*bufs)[i].base;
+			if (f->map != NULL &&
+			    base == (uint8_t *)f->map + CHILD_MARKER_LEN)
+				continue; /* unmapped below */
+			free(base);
+		}
 		free(*bufs);
 	}
+	if (had_fork) {
+		if (*bufs != NULL) {
+			f->fork_failures = 0;
+		} else {
+			f->fork_failures++;
+			snprintf(f->errmsg, sizeof f->errmsg, "%s",
+				 f->async_errmsg[0] != '\0'
+					 ? f->async_errmsg
+					 : "snapshot abandoned");
+		}
+	}
+	fork_discard(f);
 	*bufs = NULL;
 	*n_bufs = 0;
 	return 0;
@@ -258,20 +529,33 @@ void fsm_init(struct fsm *f, struct store *store)
 {
 	memset(f, 0, sizeof *f);
 	f->store = store;
-	f->raft_fsm.version = 2;
+	f->memfd = -1;
+	f->fork_snapshots = true;
+	f->raft_fsm.version = 3;
 	f->raft_fsm.data = f;
 	f->raft_fsm.apply = fsm_apply;
 	f->raft_fsm.snapshot = fsm_snapshot;
 	f->raft_fsm.restore = fsm_restore;
 	f->raft_fsm.snapshot_finalize = fsm_snapshot_finalize;
+	f->raft_fsm.snapshot_async = fsm_snapshot_async;
 }
 
 void fsm_close(struct fsm *f)
 {
 	if (f == NULL)
 		return;
+	fork_discard(f);
 	f->hook = NULL;
 	f->store = NULL;
+}
+
+void fsm_set_fork_snapshots(struct fsm *f, bool on)
+{
+	f->fork_snapshots = on;
+	f->fork_failures = 0;
+	/* Without it libraft takes the synchronous path and accepts an io
+	 * that lacks async_work (raft_fixture's io says version 0). */
+	f->raft_fsm.snapshot_async = on ? fsm_snapshot_async : NULL;
 }
 
 void fsm_set_hook(struct fsm *f, fsm_apply_hook hook, void *data)

@@ -18,7 +18,12 @@
  *   state still reads RAFT_LEADER (convertClearLeader runs first), so no
  *   request is re-issued from a failure callback.
  * - raft_close() fails the pending requests synchronously; that is how
- *   they complete with REPLICA_ESHUTDOWN. replica_close() defers
+ *   they complete with REPLICA_ESHUTDOWN. It crashes a leader with two or
+ *   more appends waiting for the disk, so close first lets them drain.
+ * - Writes are batched: replica_apply() queues, flush_applies() (run
+ *   before the loop blocks) hands each batch to one raft_apply(), and
+ *   the fsm hook delivers each entry's result by log index, since
+ *   libraft calls a batch's callback for its first entry only. replica_close() defers
  *   raft_close() to a timer callback so that a user may close from inside
  *   any callback, including ones libraft runs in its apply loop.
  * - Membership: libraft stops replicating to a server the moment the
@@ -85,9 +90,24 @@ struct leader_sub {
 
 /* What replica_apply keeps in req->internal. */
 struct apply_internal {
+	struct replica *r;
+	struct replica_apply *next; /* in r->queued or r->inflight */
+	void *base;                 /* the encoded entry while queued */
+	size_t len;
+	uint64_t index;             /* its log index once submitted */
+};
+
+/* One raft_apply() carrying up to APPLY_BATCH_MAX entries. libraft calls
+ * its callback once, for the first entry (or on failure): the results of
+ * all entries, the first included, come from the fsm hook instead. */
+struct apply_batch {
 	struct raft_apply raft_req;
 	struct replica *r;
 };
+
+#define CLOSE_DRAIN_MS 2000u
+#define APPLY_BATCH_MAX 256
+#define APPLY_BATCH_BYTES (4u << 20)
 _Static_assert(sizeof(struct apply_internal) <=
 		       sizeof(((struct replica_apply *)0)->internal),
 	       "struct replica_apply internal space too small");
@@ -179,7 +199,16 @@ struct replica {
 	unsigned reconcile_writes;
 	struct replica_apply reconcile_apply;
 
-	unsigned n_applies; /* raft_apply requests outstanding */
+	/* Writes: queued by replica_apply(), handed to libraft in batches
+	 * by flush_applies() before the loop blocks again (one log append,
+	 * one AppendEntries per follower and one disk write per batch
+	 * instead of per write), then in flight in log order until the fsm
+	 * hook delivers each result. */
+	struct replica_apply *queued_head, *queued_tail;
+	struct replica_apply *inflight_head, *inflight_tail;
+	uint64_t inflight_term; /* leader term of everything in flight */
+	unsigned n_applies;     /* requests not answered yet */
+	unsigned n_batches;     /* batches libraft has not called back */
 
 	void (*removed_cb)(void *data);
 	void *removed_data;
@@ -187,6 +216,7 @@ struct replica {
 	void *failed_data;
 	void (*close_cb)(void *data);
 	void *close_data;
+	uint64_t close_deadline; /* uv_now() limit of the drain at close */
 };
 
 static void evaluate(struct replica *r);
@@ -368,35 +398,168 @@ static void member_url(struct replica *r, uint64_t id, char *url, size_t size)
 
 /* ------------------------------------------------------------ apply */
 
-static void apply_raft_cb(struct raft_apply *raft_req, int status,
+static struct apply_internal *apply_in(struct replica_apply *req)
+{
+	return (struct apply_internal *)(void *)req->internal;
+}
+
+/* Answers a request taken off its list. */
+static void apply_finish(struct replica *r, struct replica_apply *req,
+			 int status, const struct store_result *result)
+{
+	r->n_applies--;
+	req->cb(req, status, result);
+}
+
+/* Fails every write not yet handed to libraft (nothing was appended). */
+static void fail_queued(struct replica *r, int status)
+{
+	struct replica_apply *list = r->queued_head;
+
+	r->queued_head = r->queued_tail = NULL;
+	while (list != NULL) {
+		struct replica_apply *req = list;
+		struct apply_internal *in = apply_in(req);
+		list = in->next;
+		in->next = NULL;
+		raft_free(in->base);
+		in->base = NULL;
+		apply_finish(r, req, status, NULL);
+	}
+}
+
+/* Fails every write in flight: each was appended and may still commit. */
+static void fail_inflight(struct replica *r)
+{
+	struct replica_apply *list = r->inflight_head;
+	int status = r->closing ? REPLICA_ESHUTDOWN : REPLICA_EUNKNOWN;
+
+	r->inflight_head = r->inflight_tail = NULL;
+	while (list != NULL) {
+		struct replica_apply *req = list;
+		struct apply_internal *in = apply_in(req);
+		list = in->next;
+		in->next = NULL;
+		apply_finish(r, req, status, NULL);
+	}
+}
+
+static void batch_raft_cb(struct raft_apply *raft_req, int status,
 			  void *result)
 {
-	struct replica_apply *req = raft_req->data;
-	struct apply_internal *in = (struct apply_internal *)(void *)req->internal;
-	struct replica *r = in->r;
+	struct apply_batch *b = raft_req->data;
+	struct replica *r = b->r;
 
-	r->n_applies--;
-	if (status == 0) {
-		req->cb(req, 0, result);
+	(void)result; /* delivered by apply_hook() already */
+	free(b);
+	r->n_batches--;
+	if (status == 0)
 		return;
-	}
 	if (is_io_error(status)) {
 		char why[RAFT_ERRMSG_BUF_SIZE + 64];
 		snprintf(why, sizeof why, "raft disk write failed: %s",
 			 raft_errmsg(&r->raft));
 		mark_failed(r, why);
 	}
-	/* The entry was appended to the log (raft_apply returned 0): it may
-	 * still commit, whatever went wrong here. */
-	req->cb(req, r->closing ? REPLICA_ESHUTDOWN : REPLICA_EUNKNOWN, NULL);
+	/* libraft fails its requests only when leadership ends (or at
+	 * close): every write in flight is then in the same situation. */
+	fail_inflight(r);
+}
+
+/* Delivers the result of the entry at @index, applied on the leader. */
+static void deliver_result(struct replica *r, raft_index index,
+			   const struct store_result *result)
+{
+	while (r->inflight_head != NULL) {
+		struct replica_apply *req = r->inflight_head;
+		struct apply_internal *in = apply_in(req);
+		if (in->index > index)
+			return;
+		r->inflight_head = in->next;
+		if (r->inflight_head == NULL)
+			r->inflight_tail = NULL;
+		in->next = NULL;
+		if (in->index == index)
+			apply_finish(r, req, 0, result);
+		else /* cannot happen: entries apply in order */
+			apply_finish(r, req, REPLICA_EUNKNOWN, NULL);
+	}
+}
+
+/* Hands the queued writes to libraft, APPLY_BATCH_MAX at a time. */
+static void flush_applies(struct replica *r)
+{
+	struct raft_buffer bufs[APPLY_BATCH_MAX];
+
+	while (r->queued_head != NULL) {
+		struct replica_apply *first = r->queued_head, *last = NULL;
+		struct replica_apply *req;
+		struct apply_batch *b;
+		unsigned n = 0;
+		size_t bytes = 0;
+		uint64_t index;
+		int rv;
+
+		if (r->closing || r->failed || !r->started ||
+		    raft_state(&r->raft) != RAFT_LEADER) {
+			fail_queued(r, r->closing ? REPLICA_ESHUTDOWN
+				       : r->failed ? -EIO
+						   : REPLICA_ENOTLEADER);
+			return;
+		}
+		if (r->inflight_head != NULL &&
+		    r->inflight_term != r->raft.current_term)
+			fail_inflight(r); /* a new term: see evaluate() */
+		for (req = first; req != NULL && n < APPLY_BATCH_MAX &&
+				  (n == 0 || bytes + apply_in(req)->len <=
+						     APPLY_BATCH_BYTES);
+		     req = apply_in(req)->next) {
+			bufs[n].base = apply_in(req)->base;
+			bufs[n].len = apply_in(req)->len;
+			bytes += bufs[n].len;
+			n++;
+			last = req;
+		}
+		b = malloc(sizeof *b);
+		if (b == NULL) {
+			fail_queued(r, -ENOMEM);
+			return;
+		}
+		memset(b, 0, sizeof *b);
+		b->r = r;
+		b->raft_req.data = b;
+		index = raft_last_index(&r->raft) + 1;
+		rv = raft_apply(&r->raft, &b->raft_req, bufs, n, batch_raft_cb);
+		if (rv != 0) {
+			free(b);
+			fail_queued(r, rv == RAFT_NOTLEADER ? REPLICA_ENOTLEADER
+							  : map_raft_sync(rv));
+			return;
+		}
+		r->n_batches++;
+		/* Move first..last to the in-flight list, with their indexes. */
+		r->queued_head = apply_in(last)->next;
+		if (r->queued_head == NULL)
+			r->queued_tail = NULL;
+		apply_in(last)->next = NULL;
+		for (req = first; req != NULL; req = apply_in(req)->next) {
+			apply_in(req)->base = NULL; /* libraft's now */
+			apply_in(req)->index = index++;
+		}
+		if (r->inflight_tail != NULL)
+			apply_in(r->inflight_tail)->next = first;
+		else
+			r->inflight_head = first;
+		r->inflight_tail = last;
+		r->inflight_term = r->raft.current_term;
+	}
 }
 
 int replica_apply(struct replica *r, struct replica_apply *req,
 		  const struct store_cmd *cmd, replica_apply_cb cb)
 {
-	struct apply_internal *in = (struct apply_internal *)(void *)req->internal;
+	struct apply_internal *in = apply_in(req);
 	struct store_cmd c = *cmd;
-	struct raft_buffer buf;
 	void *base;
 	size_t len;
 	int rv;
@@ -412,17 +575,16 @@ int replica_apply(struct replica *r, struct replica_apply *req,
 	rv = store_cmd_encode(&c, raft_malloc, &base, &len);
 	if (rv != 0)
 		return rv;
-	buf.base = base;
-	buf.len = len;
 	memset(in, 0, sizeof *in);
 	in->r = r;
-	in->raft_req.data = req;
+	in->base = base;
+	in->len = len;
 	req->cb = cb;
-	rv = raft_apply(&r->raft, &in->raft_req, &buf, 1, apply_raft_cb);
-	if (rv != 0) {
-		raft_free(base);
-		return map_raft_sync(rv);
-	}
+	if (r->queued_tail != NULL)
+		apply_in(r->queued_tail)->next = req;
+	else
+		r->queued_head = req;
+	r->queued_tail = req;
 	r->n_applies++;
 	return 0;
 }
@@ -456,6 +618,7 @@ static int barrier_issue(struct replica *r)
 {
 	int rv;
 
+	flush_applies(r); /* earlier writes first in the log */
 	rv = raft_barrier(&r->raft, &r->barrier, barrier_raft_cb);
 	if (rv != 0)
 		return rv;
@@ -905,6 +1068,7 @@ static int change_run(struct replica *r)
 {
 	int rv;
 
+	flush_applies(r); /* earlier writes first in the log */
 	r->change.raft_req.data = r;
 	switch (r->change.step) {
 	case STEP_ADD:
@@ -1164,6 +1328,7 @@ static void update_leadership(struct replica *r, int state)
 		if (r->lead_barrier_busy)
 			return; /* the old term's barrier has not failed yet */
 		r->lead_barrier.data = r;
+		flush_applies(r);
 		if (raft_barrier(&r->raft, &r->lead_barrier, lead_barrier_cb) != 0)
 			return; /* retried at the next iteration */
 		r->lead_barrier_busy = true;
@@ -1193,6 +1358,12 @@ static void apply_hook(void *data, const struct store_cmd *cmd,
 		return;
 	/* libraft bumps last_applied after fsm->apply returns. */
 	index = raft_last_applied(&r->raft) + 1;
+
+	/* Our own writes: only while leading in the term they were appended
+	 * in, when the entry at their index can only be theirs. */
+	if (r->inflight_head != NULL && raft_state(&r->raft) == RAFT_LEADER &&
+	    r->raft.current_term == r->inflight_term)
+		deliver_result(r, index, result);
 
 	if (cmd != NULL && cmd->type == STORE_CMD_DELETE &&
 	    result->status == 0 && cmd->key_len == r->member_key_len &&
@@ -1247,6 +1418,10 @@ static void evaluate(struct replica *r)
 				 raft_errmsg(&r->raft));
 			mark_failed(r, why);
 		}
+		if (r->inflight_head != NULL &&
+		    (state != RAFT_LEADER ||
+		     r->raft.current_term != r->inflight_term))
+			fail_inflight(r);
 		if (!r->closing) {
 			if (r->failed) {
 				if (r->ready) {
@@ -1277,14 +1452,24 @@ static void evaluate(struct replica *r)
 	r->in_evaluate = false;
 }
 
+/* Both run on every loop iteration, the prepare one just before the loop
+ * blocks: whatever was queued meanwhile is flushed before then. */
 static void prepare_cb(uv_prepare_t *h)
 {
-	evaluate(h->data);
+	struct replica *r = h->data;
+
+	flush_applies(r);
+	evaluate(r);
+	flush_applies(r);
 }
 
 static void check_cb(uv_check_t *h)
 {
-	evaluate(h->data);
+	struct replica *r = h->data;
+
+	flush_applies(r);
+	evaluate(r);
+	flush_applies(r);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -1292,8 +1477,13 @@ static void check_cb(uv_check_t *h)
 void replica_config_init(struct replica_config *c)
 {
 	memset(c, 0, sizeof *c);
-	c->election_timeout_ms = 1000;
-	c->heartbeat_timeout_ms = 100;
+	/* Failover takes about 1.7 election timeouts (libraft refuses votes
+	 * while a follower still hears from a leader, so both survivors'
+	 * timers in [ET, 2ET) must expire); the timers are checked once per
+	 * heartbeat interval. Off-loop snapshots keep the loop's stalls far
+	 * below this even under load (see raft/fsm.h). */
+	c->election_timeout_ms = 400;
+	c->heartbeat_timeout_ms = 50;
 	c->snapshot_threshold = 16384;
 	c->snapshot_trailing = 4096;
 	store_config_init(&c->store);
@@ -1391,6 +1581,20 @@ static int ensure_raft(struct replica *r)
 	/* Auto-recovery moves corrupt segments aside and starts without
 	 * them: a voter silently losing acknowledged entries. Fail instead. */
 	raft_uv_set_auto_recovery(&r->io, false);
+	/* libraft retries a failed connection after 1 s by default: a
+	 * follower restarting within a fraction of a second would then not
+	 * hear the leader for longer than an election timeout, and in a
+	 * two-voter cluster (a join in progress) the leader would step down
+	 * for lack of a quorum. Retry once per heartbeat instead; a refused
+	 * loopback or LAN connect costs next to nothing. */
+	raft_uv_set_connect_retry_delay(&r->io, r->heartbeat_timeout_ms);
+	/* libraft 0.15's uv io implements async_work but still says version
+	 * 1, and raft_init() wants 2 for the fsm's off-loop snapshots
+	 * (raft/fsm.h). */
+	if (r->io.async_work != NULL && r->io.version < 2)
+		r->io.version = 2;
+	else if (r->io.async_work == NULL)
+		fsm_set_fork_snapshots(&r->fsm, false);
 	/* libraft 0.15 loops forever decompressing a truncated LZ4 snapshot
 	 * (src/compress.c, Decompress); our fsm header carries a digest of
 	 * the data, which libraft does not check. Store it plain. */
@@ -1647,6 +1851,7 @@ static void fail_local_requests(struct replica *r)
 
 	r->bar_next_head = r->bar_next_tail = NULL;
 	r->waits = NULL;
+	fail_queued(r, REPLICA_ESHUTDOWN);
 	barrier_complete_list(next, REPLICA_ESHUTDOWN, 0);
 	while (waits != NULL) {
 		struct replica_wait *w = waits;
@@ -1665,7 +1870,7 @@ static void handle_close_cb(uv_handle_t *h)
 	if (--r->open_handles > 0)
 		return;
 	/* Everything libraft held is gone; nothing can call us any more. */
-	assert(r->n_applies == 0);
+	assert(r->n_applies == 0 && r->n_batches == 0);
 	cb = r->close_cb;
 	data = r->close_data;
 	fsm_close(&r->fsm);
@@ -1681,6 +1886,7 @@ static void close_handles(struct replica *r)
 {
 	/* Whatever is still queued can only fail now. */
 	fail_local_requests(r);
+	fail_inflight(r);
 	if (r->change.req != NULL)
 		change_finish(r, REPLICA_ESHUTDOWN);
 	uv_close((uv_handle_t *)&r->prepare, handle_close_cb);
@@ -1706,13 +1912,28 @@ static void defer_cb(uv_timer_t *t)
 	if (r->closing) {
 		if (r->raft_closing)
 			return;
+		/* libraft 0.15 crashes in raft_close() when a leader has two
+		 * or more appends queued behind the disk write in progress:
+		 * each cancelled one truncates the log from its index, and
+		 * the second truncates past the end (src/replication.c,
+		 * appendLeaderCb; src/log.c, removeSuffix). Let the disk
+		 * catch up first; it takes milliseconds. */
+		if (r->started && !r->failed &&
+		    r->raft.last_stored < raft_last_index(&r->raft) &&
+		    uv_now(r->loop) < r->close_deadline) {
+			uv_timer_start(&r->defer_timer, defer_cb, 2, 0);
+			return;
+		}
 		r->raft_closing = true;
 		fail_local_requests(r);
 		if (r->change.req != NULL && !r->change.inflight)
 			change_finish(r, REPLICA_ESHUTDOWN);
 		if (r->raft_inited) {
-			/* Fails the raft requests in flight, synchronously. */
+			/* Fails the raft requests in flight, synchronously;
+			 * writes whose batch libraft already called back
+			 * fail here. */
 			raft_close(&r->raft, raft_closed_cb);
+			fail_inflight(r);
 		} else {
 			close_handles(r);
 		}
@@ -1728,6 +1949,7 @@ void replica_close(struct replica *r, void (*cb)(void *data), void *data)
 	r->closing = true;
 	r->close_cb = cb;
 	r->close_data = data;
+	r->close_deadline = uv_now(r->loop) + CLOSE_DRAIN_MS;
 	if (r->ready) {
 		r->ready = false;
 		fire_leading(r, false);

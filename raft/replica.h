@@ -28,8 +28,8 @@ struct replica_config {
 	const char *raft_address; /* "127.0.0.1:7001" (copied) */
 	const char *api_url;      /* "https://127.0.0.1:6443" (copied) */
 	const char *data_dir;     /* raft's directory, must exist (copied) */
-	unsigned election_timeout_ms;  /* default 1000 */
-	unsigned heartbeat_timeout_ms; /* default 100 */
+	unsigned election_timeout_ms;  /* default 400 */
+	unsigned heartbeat_timeout_ms; /* default 50 */
 	unsigned snapshot_threshold;   /* default 16384 entries */
 	unsigned snapshot_trailing;    /* default 4096 entries */
 	struct store_config store;
@@ -69,11 +69,16 @@ struct store *replica_store(struct replica *r);
 bool replica_failed(const struct replica *r);
 
 /* Writes: the caller owns @req until its callback, which always runs when
- * replica_apply() returned 0, with status 0 and the store result (borrowed:
- * valid during the callback only), or REPLICA_EUNKNOWN (leadership lost or
- * disk write failed after the entry was appended: it may still commit) or
- * REPLICA_ESHUTDOWN (replica closing; the entry may likewise still have
- * committed). @cmd is encoded at once (borrowed); a time_ms of 0 is
+ * replica_apply() returned 0 (never inside that call), with status 0 and
+ * the store result (borrowed: valid during the callback only), or
+ * REPLICA_EUNKNOWN (leadership lost or disk write failed after the entry
+ * was appended: it may still commit) or REPLICA_ESHUTDOWN (replica
+ * closing; the entry may likewise still have committed), or, rarely,
+ * REPLICA_ENOTLEADER, -EIO or -ENOMEM when leadership, the disk or memory
+ * was lost before the entry was appended (certainly not written). Writes
+ * accepted during one loop iteration reach the log together, in call
+ * order, before the loop blocks again (one raft_apply per batch).
+ * @cmd is encoded at once (borrowed); a time_ms of 0 is
  * replaced by the leader's wall clock. Synchronous errors:
  * REPLICA_ENOTLEADER (follower), REPLICA_ESHUTDOWN, -EIO (failed replica),
  * -EINVAL (malformed command), -ENOMEM. */
@@ -83,7 +88,7 @@ typedef void (*replica_apply_cb)(struct replica_apply *req, int status,
 struct replica_apply {
 	void *data;
 	replica_apply_cb cb;
-	void *internal[16]; /* private: the raft request */
+	void *internal[16]; /* private: queue links and the entry */
 };
 int replica_apply(struct replica *r, struct replica_apply *req,
 		  const struct store_cmd *cmd, replica_apply_cb cb);

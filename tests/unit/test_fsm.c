@@ -2,9 +2,12 @@
  * replication, partitions, a killed leader, InstallSnapshot, and the
  * snapshot header checks. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <raft.h>
 #include <raft/fixture.h>
@@ -48,7 +51,14 @@ static int setup(void **state)
 	for (unsigned i = 0; i < N_SERVERS; i++) {
 		assert_int_equal(store_new(NULL, &c->stores[i]), 0);
 		fsm_init(&c->fsms[i], c->stores[i]);
+		/* The fixture's io has async_work but says version 0, which
+		 * raft_init() refuses for off-loop snapshots: start without
+		 * them, then say version 2 and turn them on (libraft checks
+		 * only at init). */
+		fsm_set_fork_snapshots(&c->fsms[i], false);
 		assert_int_equal(raft_fixture_grow(&c->f, &c->fsms[i].raft_fsm), 0);
+		raft_fixture_get(&c->f, i)->io->version = 2;
+		fsm_set_fork_snapshots(&c->fsms[i], true);
 		raft_set_pre_vote(raft_fixture_get(&c->f, i), true);
 	}
 	assert_int_equal(raft_fixture_configuration(&c->f, N_SERVERS, &conf), 0);
@@ -455,6 +465,7 @@ static void restore_checks(void **state)
 
 	assert_int_equal(store_apply(c->stores[0], &cmd, &res), 0);
 	assert_int_equal(src->snapshot(src, &bufs, &n), 0);
+	assert_int_equal(src->snapshot_async(src, &bufs, &n), 0);
 	total = 0;
 	for (unsigned i = 0; i < n; i++)
 		total += bufs[i].len;
@@ -509,6 +520,136 @@ static void restore_checks(void **state)
 	free(whole);
 }
 
+/* Takes a snapshot through the raft_fsm callbacks as libraft 0.15 does
+ * (snapshot on the loop, snapshot_async in the pool, finalize) and returns
+ * it as one malloc'ed buffer. Between the first two, @between runs, as
+ * entries applied meanwhile would. Returns the status of the first failing
+ * call, 0 on success. */
+static int take_snapshot(struct fsm *f, void (*between)(struct fsm *f),
+			 uint8_t **ret, size_t *ret_len)
+{
+	struct raft_fsm *rf = &f->raft_fsm;
+	struct raft_buffer *bufs = NULL;
+	unsigned n = 0;
+	size_t total = 0;
+	uint8_t *p;
+	int rv;
+
+	rv = rf->snapshot(rf, &bufs, &n);
+	if (rv != 0)
+		return rv;
+	if (between != NULL)
+		between(f);
+	if (rf->snapshot_async != NULL)
+		rv = rf->snapshot_async(rf, &bufs, &n);
+	if (rv == 0) {
+		for (unsigned i = 0; i < n; i++)
+			total += bufs[i].len;
+		*ret = p = malloc(total);
+		assert_non_null(p);
+		for (unsigned i = 0; i < n; i++) {
+			memcpy(p, bufs[i].base, bufs[i].len);
+			p += bufs[i].len;
+		}
+		*ret_len = total;
+	}
+	assert_int_equal(rf->snapshot_finalize(rf, &bufs, &n), 0);
+	assert_null(bufs);
+	return rv;
+}
+
+static void fill(struct store *s, unsigned n, const char *val)
+{
+	char key[64];
+	struct store_result res;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct store_cmd cmd = {.type = STORE_CMD_PUT, .time_ms = 1};
+		snprintf(key, sizeof key, "/registry/things/ns/k%05u", i);
+		cmd.key = key;
+		cmd.key_len = strlen(key);
+		cmd.val = val;
+		cmd.val_len = strlen(val);
+		assert_int_equal(store_apply(s, &cmd, &res), 0);
+	}
+}
+
+static void overwrite_all(struct fsm *f)
+{
+	fill(f->store, 2000, "changed after the snapshot point");
+}
+
+/* A forked snapshot holds the store as of snapshot(), not as of
+ * snapshot_async(), and is byte-identical to one encoded on the loop. */
+static void fork_snapshot_point_in_time(void **state)
+{
+	struct cluster *c = *state;
+	struct fsm *f = &c->fsms[0];
+	uint8_t *forked, *direct;
+	size_t forked_len, direct_len;
+
+	fill(c->stores[0], 2000, "before");
+	fsm_set_fork_snapshots(f, false);
+	assert_int_equal(take_snapshot(f, NULL, &direct, &direct_len), 0);
+	fsm_set_fork_snapshots(f, true);
+	assert_int_equal(take_snapshot(f, overwrite_all, &forked, &forked_len),
+			 0);
+	assert_int_equal(f->child, 0);
+	assert_int_equal(f->memfd, -1);
+	assert_null(f->map);
+	assert_int_equal(forked_len, direct_len);
+	assert_memory_equal(forked, direct, direct_len);
+
+	/* It restores to the earlier content. */
+	struct raft_buffer in = {.base = raft_malloc(forked_len),
+				 .len = forked_len};
+	memcpy(in.base, forked, forked_len);
+	assert_int_equal(c->fsms[1].raft_fsm.restore(&c->fsms[1].raft_fsm, &in),
+			 0);
+	assert_value(c, 1, "/registry/things/ns/k01999", "before");
+	assert_int_equal(store_revision(c->stores[1]), 2000);
+	free(forked);
+	free(direct);
+}
+
+/* Someone else reaps the child and its output is lost: the one outcome
+ * that is the same whether or not the child had finished. */
+static void lose_child_output(struct fsm *f)
+{
+	int status;
+
+	assert_true(f->child > 0);
+	kill(f->child, SIGKILL);
+	assert_int_equal(waitpid(f->child, &status, 0), f->child);
+	assert_int_equal(ftruncate(f->memfd, 0), 0);
+}
+
+/* A snapshot whose child output is missing fails with a message and
+ * nothing left behind; after FSM_FORK_FAILURES_MAX failures in a row
+ * snapshots are encoded on the loop. */
+static void fork_snapshot_child_dies(void **state)
+{
+	struct cluster *c = *state;
+	struct fsm *f = &c->fsms[0];
+	uint8_t *buf;
+	size_t len;
+
+	fill(c->stores[0], 100, "v");
+	for (unsigned i = 0; i < FSM_FORK_FAILURES_MAX; i++) {
+		assert_int_not_equal(take_snapshot(f, lose_child_output, &buf, &len),
+				     0);
+		assert_string_not_equal(fsm_errmsg(f), "");
+		assert_int_equal(f->child, 0);
+		assert_int_equal(f->memfd, -1);
+		assert_null(f->map);
+	}
+	/* No child any more: nothing to kill, the snapshot is direct. */
+	assert_int_equal(take_snapshot(f, NULL, &buf, &len), 0);
+	assert_int_equal(f->child, 0);
+	assert_true(len > FSM_SNAPSHOT_HEADER_LEN);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +659,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(install_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(undecodable_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(fork_snapshot_point_in_time,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(fork_snapshot_child_dies, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests_name("fsm", tests, NULL, NULL);
 }

@@ -892,8 +892,8 @@ static void bad_config(void **state)
 	char missing[256];
 
 	replica_config_init(&c);
-	assert_int_equal(c.election_timeout_ms, 1000);
-	assert_int_equal(c.heartbeat_timeout_ms, 100);
+	assert_int_equal(c.election_timeout_ms, 400);
+	assert_int_equal(c.heartbeat_timeout_ms, 50);
 	assert_int_equal(c.snapshot_threshold, 16384);
 	assert_int_equal(c.snapshot_trailing, 4096);
 	c.raft_address = "127.0.0.1:1";
@@ -963,6 +963,117 @@ static void disk_failure(void **state)
 	assert_int_equal(failures, 1);
 }
 
+#define N_BATCH 600
+
+struct apply_set {
+	struct apply_req *a;
+	unsigned n;
+};
+
+static bool all_applied(void *arg)
+{
+	struct apply_set *set = arg;
+	for (unsigned i = 0; i < set->n; i++)
+		if (!set->a[i].done)
+			return false;
+	return true;
+}
+
+/* Many writes submitted in one loop iteration go to libraft in batches
+ * (more than one batch here); each still gets its own result, in log
+ * order, and conditional failures stay per write. Writes still queued or
+ * in flight at close all complete, with REPLICA_ESHUTDOWN or 0. */
+static void batched_writes(void **state)
+{
+	struct fixture *f = *state;
+	struct node *n = &f->nodes[0];
+	struct apply_req *a = calloc(N_BATCH, sizeof *a);
+	struct apply_set set = {a, N_BATCH};
+	struct replica_status st, st2;
+	char key[32];
+	uint64_t rev0;
+	unsigned ok = 0, shut = 0;
+
+	assert_non_null(a);
+	node_init(f, n, 1);
+	assert_int_equal(node_new(f, n, 0), 0);
+	node_start_leader(f, n, true);
+	assert_int_equal(put_sync(f, n, STORE_COND_NONE, 0, "/taken", "x").status,
+			 0);
+	rev0 = store_revision(replica_store(n->r));
+	replica_get_status(n->r, &st);
+
+	for (unsigned i = 0; i < N_BATCH; i++) {
+		/* Every tenth write is a create-only of an existing key. */
+		if (i % 10 == 9)
+			snprintf(key, sizeof key, "/taken");
+		else
+			snprintf(key, sizeof key, "/batch/%04u", i);
+		assert_int_equal(submit(n, &a[i], STORE_CMD_PUT,
+					i % 10 == 9 ? STORE_COND_ABSENT
+						    : STORE_COND_NONE,
+					0, key, "v"),
+				 0);
+	}
+	for (unsigned i = 0; i < N_BATCH; i++)
+		assert_false(a[i].done); /* never inside replica_apply() */
+	run_until(f, all_applied, &set);
+	for (unsigned i = 0, rev = (unsigned)rev0; i < N_BATCH; i++) {
+		assert_int_equal(a[i].status, 0);
+		if (i % 10 == 9) {
+			assert_int_equal(a[i].result.status, STORE_EEXIST);
+			assert_int_equal(a[i].result.rev, rev);
+		} else {
+			rev++;
+			assert_int_equal(a[i].result.status, 0);
+			assert_int_equal(a[i].result.rev, rev);
+			assert_int_equal(a[i].result.mod_rev, rev);
+		}
+	}
+	replica_get_status(n->r, &st2);
+	assert_int_equal(st2.last_index, st.last_index + N_BATCH);
+	assert_value(n, "/batch/0000", "v");
+
+	/* Close with writes queued (not yet given to libraft). */
+	for (unsigned i = 0; i < N_BATCH; i++) {
+		snprintf(key, sizeof key, "/late/%04u", i);
+		assert_int_equal(submit(n, &a[i], STORE_CMD_PUT, STORE_COND_NONE,
+					0, key, "v"),
+				 0);
+	}
+	node_close(f, n);
+	for (unsigned i = 0; i < N_BATCH; i++) {
+		assert_true(a[i].done);
+		if (a[i].status == 0)
+			ok++;
+		else if (a[i].status == REPLICA_ESHUTDOWN)
+			shut++;
+	}
+	assert_int_equal(ok + shut, N_BATCH);
+
+	/* Close with writes in flight (given to libraft, not applied). */
+	assert_int_equal(node_new(f, n, 0), 0);
+	node_start_leader(f, n, false);
+	for (unsigned i = 0; i < N_BATCH; i++) {
+		snprintf(key, sizeof key, "/later/%04u", i);
+		assert_int_equal(submit(n, &a[i], STORE_CMD_PUT, STORE_COND_NONE,
+					0, key, "v"),
+				 0);
+	}
+	uv_run(&f->loop, UV_RUN_NOWAIT); /* flushed before it returns */
+	ok = shut = 0;
+	node_close(f, n);
+	for (unsigned i = 0; i < N_BATCH; i++) {
+		assert_true(a[i].done);
+		if (a[i].status == 0)
+			ok++;
+		else if (a[i].status == REPLICA_ESHUTDOWN)
+			shut++;
+	}
+	assert_int_equal(ok + shut, N_BATCH);
+	free(a);
+}
+
 /* A replica closed before (or after a failed) bootstrap frees everything. */
 static void close_unstarted(void **state)
 {
@@ -997,6 +1108,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(close_unstarted, setup, teardown),
 		cmocka_unit_test_setup_teardown(disk_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(batched_writes, setup, teardown),
 	};
 	/* CAPSTAN_TEST_FILTER=name runs one test (cmocka's wildcard syntax). */
 	if (getenv("CAPSTAN_TEST_FILTER") != NULL)
