@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 
 #include "http/client.h"
+#include "src/lib/buf.h"
 
 #define RESPONSE_MAX (16u * 1024 * 1024)
 #define RESPONSE_KEEP (64u * 1024) /* response buffer kept by an idle handle */
@@ -48,8 +49,7 @@ struct creq {
 	unsigned flags;
 	bool sent; /* the pre-request callback ran: it may have been written */
 	bool too_big;
-	char *resp;
-	size_t resp_len, resp_cap;
+	struct buf resp; /* the body, NUL-terminated */
 	struct curl_slist headers[HEADERS_MAX + 1];
 	char header_buf[HEADERS_BUF];
 	LIST_ENTRY(creq) link; /* in reqs while active, in idle otherwise */
@@ -183,26 +183,12 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct creq *r = userdata;
 	size_t n = size * nmemb;
+	int rv;
 
-	if (r->resp_len + n + 1 > RESPONSE_MAX) {
+	rv = buf_append_max(&r->resp, ptr, n, RESPONSE_MAX);
+	if (rv == -EFBIG)
 		r->too_big = true;
-		return 0;
-	}
-	if (r->resp_len + n + 1 > r->resp_cap) {
-		size_t cap = r->resp_cap ? r->resp_cap : 4096;
-		char *b;
-		while (cap < r->resp_len + n + 1)
-			cap *= 2;
-		b = realloc(r->resp, cap);
-		if (b == NULL)
-			return 0;
-		r->resp = b;
-		r->resp_cap = cap;
-	}
-	memcpy(r->resp + r->resp_len, ptr, n);
-	r->resp_len += n;
-	r->resp[r->resp_len] = '\0';
-	return n;
+	return rv == 0 ? n : 0;
 }
 
 /* Runs right before curl issues the request on a connection, also when
@@ -229,7 +215,7 @@ static void creq_free(struct creq *r)
 {
 	if (r->easy != NULL)
 		curl_easy_cleanup(r->easy);
-	free(r->resp);
+	buf_free(&r->resp);
 	free(r);
 }
 
@@ -281,12 +267,9 @@ static void creq_release(struct http_client *c, struct creq *r)
 		creq_free(r);
 		return;
 	}
-	if (r->resp_cap > RESPONSE_KEEP) {
-		free(r->resp);
-		r->resp = NULL;
-		r->resp_cap = 0;
-	}
-	r->resp_len = 0;
+	if (r->resp.cap > RESPONSE_KEEP)
+		buf_free(&r->resp);
+	r->resp.len = 0;
 	r->cb = NULL;
 	r->data = NULL;
 	LIST_INSERT_HEAD(&c->idle, r, link);
@@ -325,8 +308,8 @@ static void check_done(struct http_client *c)
 			curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
 			curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
 			res.content_type = ct != NULL ? ct : "";
-			res.body = r->resp != NULL ? r->resp : "";
-			res.body_len = r->resp_len;
+			res.body = r->resp.data != NULL ? r->resp.data : "";
+			res.body_len = r->resp.len;
 		}
 		curl_multi_remove_handle(c->multi, r->easy);
 		LIST_REMOVE(r, link);
@@ -454,7 +437,7 @@ int http_client_request(struct http_client *c, const char *method, const char *u
 	r->flags = flags;
 	r->sent = false;
 	r->too_big = false;
-	r->resp_len = 0;
+	r->resp.len = 0;
 	/* The header list lives in the request itself (curl reads it, never
 	 * frees it). "Expect:" off: no 100-continue round trip; an empty
 	 * Content-Type unless the caller gives one (curl would invent a form

@@ -116,19 +116,19 @@ static bool key_is(const void *k, size_t klen, const char *s)
 	       memcmp(str, s, n) == 0;
 }
 
-static int put_rv(struct codec_buf *out, uint64_t rv, bool comma)
+static int put_rv(struct buf *out, uint64_t rv, bool comma)
 {
 	char b[48];
 	int n = snprintf(b, sizeof(b), "%s\"resourceVersion\":\"%llu\"", comma ? "," : "",
 			 (unsigned long long)rv);
 
-	return codec_buf_append(out, b, (size_t)n);
+	return buf_append(out, b, (size_t)n);
 }
 
 /* Encodes a map, or the metadata map with the resourceVersion put in
  * (@depth 1). */
 static int encode_map(const unsigned char *p, size_t len, uint64_t rv, int depth,
-		      struct codec_buf *out)
+		      struct buf *out)
 {
 	uint32_t n, i;
 	size_t hdr, off, klen, vlen;
@@ -137,7 +137,7 @@ static int encode_map(const unsigned char *p, size_t len, uint64_t rv, int depth
 
 	if (!map_header(p, len, &n, &hdr))
 		return codec_msgpack_to_json(p, len, 0, out, NULL);
-	if ((rv_err = codec_buf_append(out, "{", 1)) != 0)
+	if ((rv_err = buf_append(out, "{", 1)) != 0)
 		return rv_err;
 	off = hdr;
 	for (i = 0; i < n; i++) {
@@ -148,11 +148,11 @@ static int encode_map(const unsigned char *p, size_t len, uint64_t rv, int depth
 			off += klen + vlen;
 			continue;
 		}
-		if (!first && (rv_err = codec_buf_append(out, ",", 1)) != 0)
+		if (!first && (rv_err = buf_append(out, ",", 1)) != 0)
 			return rv_err;
 		first = false;
 		if ((rv_err = codec_msgpack_to_json(p + off, klen, 0, out, NULL)) != 0 ||
-		    (rv_err = codec_buf_append(out, ":", 1)) != 0)
+		    (rv_err = buf_append(out, ":", 1)) != 0)
 			return rv_err;
 		if (depth == 0 && key_is(p + off, klen, "metadata")) {
 			has_meta = true;
@@ -167,16 +167,16 @@ static int encode_map(const unsigned char *p, size_t len, uint64_t rv, int depth
 	if (depth == 1 && rv != 0 && (rv_err = put_rv(out, rv, !first)) != 0)
 		return rv_err;
 	if (depth == 0 && !has_meta && rv != 0) {
-		if ((rv_err = codec_buf_append(out, first ? "\"metadata\":{" : ",\"metadata\":{",
+		if ((rv_err = buf_append(out, first ? "\"metadata\":{" : ",\"metadata\":{",
 					       first ? 12 : 13)) != 0 ||
 		    (rv_err = put_rv(out, rv, false)) != 0 ||
-		    (rv_err = codec_buf_append(out, "}", 1)) != 0)
+		    (rv_err = buf_append(out, "}", 1)) != 0)
 			return rv_err;
 	}
-	return codec_buf_append(out, "}", 1);
+	return buf_append(out, "}", 1);
 }
 
-int kapi__encode_json(const void *mp, size_t len, uint64_t rv, struct codec_buf *out)
+int kapi__encode_json(const void *mp, size_t len, uint64_t rv, struct buf *out)
 {
 	size_t mark = out->len;
 	int rc = encode_map(mp, len, rv, 0, out);
@@ -244,15 +244,15 @@ enum kapi_format kapi__format(h2o_req_t *req)
 
 void kapi__send_tree(h2o_req_t *req, int code, const json_t *obj)
 {
-	struct codec_buf b = {0};
+	struct buf b = {0};
 
 	if (kapi__format(req) == KAPI_YAML) {
 		if (codec_tree_to_yaml(obj, &b, NULL) == 0) {
 			http_send_raw(req, code, "application/yaml", b.data, b.len);
-			codec_buf_free(&b);
+			buf_free(&b);
 			return;
 		}
-		codec_buf_free(&b);
+		buf_free(&b);
 	}
 	http_send_json(req, code, json_incref((json_t *)obj));
 }
@@ -262,18 +262,18 @@ void kapi__send_stored(struct http_request *hr, const struct kapi_target *t, int
 {
 	h2o_req_t *req = hr->req;
 	enum kapi_format f = kapi__format(req);
-	struct codec_buf b = {0};
+	struct buf b = {0};
 	json_t *obj, *arr, *tab;
 	char rvs[24];
 
 	if (f == KAPI_JSON) {
 		if (kapi__encode_json(mp, len, rv, &b) != 0) {
-			codec_buf_free(&b);
+			buf_free(&b);
 			http_send_status(req, 500, NULL, "cannot encode the stored object");
 			return;
 		}
 		http_send_raw(req, code, "application/json", b.data, b.len);
-		codec_buf_free(&b);
+		buf_free(&b);
 		return;
 	}
 	obj = kapi__tree(mp, len, rv);

@@ -67,7 +67,7 @@ void kapi__send_not_found(h2o_req_t *req, const struct api_kind *k, const char *
 
 /* Appends the JSON of the stored object @mp with metadata.resourceVersion
  * set to @rv (0: left out). Errors of the codec. */
-int kapi__encode_json(const void *mp, size_t len, uint64_t rv, struct codec_buf *out);
+int kapi__encode_json(const void *mp, size_t len, uint64_t rv, struct buf *out);
 
 /* A new tree of the stored object with metadata.resourceVersion = @rv
  * (0: none). NULL on malformed input or OOM. */

@@ -55,7 +55,7 @@ static void answer_list(struct http_request *hr, struct kapi_target *t,
 	const struct api_kind *k = t->kind;
 	struct store_iter it;
 	struct store_kv kv;
-	struct codec_buf items = {0}, out = {0};
+	struct buf items = {0}, out = {0};
 	json_t *trees = NULL, *meta, *o;
 	const char *last = NULL;
 	size_t last_len = 0;
@@ -90,7 +90,7 @@ static void answer_list(struct http_request *hr, struct kapi_target *t,
 				fail = true;
 				break;
 			}
-		} else if ((count > 0 && codec_buf_append(&items, ",", 1) != 0) ||
+		} else if ((count > 0 && buf_append(&items, ",", 1) != 0) ||
 			   kapi__encode_json(kv.val, kv.val_len, kv.mod_rev, &items) != 0) {
 			fail = true;
 			break;
@@ -102,7 +102,7 @@ static void answer_list(struct http_request *hr, struct kapi_target *t,
 	if (!fail && more && last != NULL && (tok = http_continue_encode(last, last_len)) == NULL)
 		fail = true;
 	if (fail) {
-		codec_buf_free(&items);
+		buf_free(&items);
 		json_decref(trees);
 		http_send_status(req, 500, NULL, "cannot encode the list");
 		return;
@@ -138,17 +138,17 @@ static void answer_list(struct http_request *hr, struct kapi_target *t,
 		     tok != NULL ? ",\"continue\":\"" : "", tok != NULL ? tok : "",
 		     tok != NULL ? "\"" : "");
 	free(tok);
-	if (codec_buf_reserve(&out, (size_t)n + items.len + 2) != 0) {
-		codec_buf_free(&items);
+	if (buf_reserve(&out, (size_t)n + items.len + 2) != 0) {
+		buf_free(&items);
 		http_send_status(req, 500, NULL, "out of memory");
 		return;
 	}
-	codec_buf_append(&out, head, (size_t)n);
-	codec_buf_append(&out, items.data != NULL ? items.data : "", items.len);
-	codec_buf_append(&out, "]}", 2);
-	codec_buf_free(&items);
+	buf_append(&out, head, (size_t)n);
+	buf_append(&out, items.data != NULL ? items.data : "", items.len);
+	buf_append(&out, "]}", 2);
+	buf_free(&items);
 	http_send_raw(req, 200, "application/json", out.data, out.len);
-	codec_buf_free(&out);
+	buf_free(&out);
 }
 
 static void read_op_free(struct read_op *r)

@@ -31,7 +31,7 @@ struct kapi_watch {
 	struct kapi_selector *sel;
 	struct store_watch *sw;
 	enum kapi_format format;
-	struct codec_buf buf;
+	struct buf buf;
 	h2o_iovec_t iov;
 	uint64_t last_send;
 	uint64_t deadline; /* loop ms; 0 = none */
@@ -59,12 +59,12 @@ static void watch_dispose(void *p)
 	struct kapi_watch *w = p;
 
 	watch_detach(w);
-	codec_buf_free(&w->buf);
+	buf_free(&w->buf);
 }
 
 static bool append_str(struct kapi_watch *w, const char *s)
 {
-	return codec_buf_append(&w->buf, s, strlen(s)) == 0;
+	return buf_append(&w->buf, s, strlen(s)) == 0;
 }
 
 static bool append_tree_event(struct kapi_watch *w, const char *type, json_t *obj)
@@ -281,7 +281,7 @@ void kapi__watch(struct http_request *hr, struct kapi_target *t)
 		w->deadline = http__now(s) + timeout * 1000;
 	if (from == 0) {
 		if (!initial_events(w)) {
-			codec_buf_free(&w->buf);
+			buf_free(&w->buf);
 			http_send_status(req, 500, NULL, "cannot encode the current objects");
 			return;
 		}

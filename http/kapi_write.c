@@ -326,16 +326,16 @@ static bool check_valid(h2o_req_t *req, const struct api_kind *k, const json_t *
 
 static bool encode_mp(h2o_req_t *req, const json_t *obj, void **ret, size_t *ret_len)
 {
-	struct codec_buf b = {0};
+	struct buf b = {0};
 
 	if (codec_tree_to_msgpack(obj, &b, NULL) != 0) {
-		codec_buf_free(&b);
+		buf_free(&b);
 		http_send_status(req, 500, NULL, "cannot encode the object");
 		return false;
 	}
-	*ret = codec_buf_steal(&b, ret_len);
+	*ret = buf_steal(&b, ret_len);
 	if (*ret == NULL) {
-		codec_buf_free(&b);
+		buf_free(&b);
 		http_send_status(req, 500, NULL, "out of memory");
 		return false;
 	}
@@ -1040,7 +1040,7 @@ void kapi__delete_collection(struct http_request *hr, struct kapi_target *t)
 	struct dc_op *dc;
 	struct dc_item *it;
 	json_t *obj, *meta;
-	struct codec_buf buf = {0};
+	struct buf buf = {0};
 	char now[32];
 	int rv;
 
@@ -1108,7 +1108,7 @@ void kapi__delete_collection(struct http_request *hr, struct kapi_target *t)
 		}
 		dc->pending++;
 	}
-	codec_buf_free(&buf);
+	buf_free(&buf);
 	if (dc->failed > 0 && dc->pending == 1) {
 		/* Nothing was proposed: nothing done. */
 		h2o_req_t *req = http__op_detach(&dc->op);
@@ -1142,7 +1142,7 @@ void kapi__bootstrap_namespaces(struct replica *r)
 	struct store *st = replica_store(r);
 	struct store_cmd cmd = {0};
 	struct store_kv kv;
-	struct codec_buf b = {0};
+	struct buf b = {0};
 	struct boot_op *op;
 	char key[128], uid[40], now[32];
 	json_t *obj;
@@ -1185,5 +1185,5 @@ void kapi__bootstrap_namespaces(struct replica *r)
 			log_warn("http: cannot create namespace %s", names[i]);
 		}
 	}
-	codec_buf_free(&b);
+	buf_free(&b);
 }

@@ -16,14 +16,14 @@
 #include <string.h>
 
 #include "http/internal.h"
+#include "src/lib/buf.h"
 
 struct http_watch {
 	h2o_generator_t gen; /* first */
 	struct http_server *server;
 	h2o_req_t *req;
 	struct store_watch *sw;
-	char *buf;
-	size_t len, cap;
+	struct buf buf; /* pending output, sent from its start */
 	h2o_iovec_t iov;
 	uint64_t last_send;
 	bool linked;
@@ -50,26 +50,12 @@ static void watch_dispose(void *p)
 	struct http_watch *w = p;
 
 	watch_detach(w);
-	free(w->buf);
-	w->buf = NULL;
+	buf_free(&w->buf);
 }
 
-static bool buf_append(struct http_watch *w, const char *s, size_t n)
+static bool watch_append(struct http_watch *w, const char *s, size_t n)
 {
-	if (w->len + n + 1 > w->cap) {
-		size_t cap = w->cap ? w->cap : 4096;
-		char *b;
-		while (cap < w->len + n + 1)
-			cap *= 2;
-		b = realloc(w->buf, cap);
-		if (b == NULL)
-			return false;
-		w->buf = b;
-		w->cap = cap;
-	}
-	memcpy(w->buf + w->len, s, n);
-	w->len += n;
-	return true;
+	return buf_append(&w->buf, s, n) == 0;
 }
 
 static bool append_json(struct http_watch *w, json_t *o)
@@ -80,7 +66,7 @@ static bool append_json(struct http_watch *w, json_t *o)
 	json_decref(o);
 	if (s == NULL)
 		return false;
-	ok = buf_append(w, s, strlen(s)) && buf_append(w, "\n", 1);
+	ok = watch_append(w, s, strlen(s)) && watch_append(w, "\n", 1);
 	free(s);
 	return ok;
 }
@@ -121,12 +107,12 @@ static bool append_error(struct http_watch *w, int code, const char *reason, con
 
 static void send_buf(struct http_watch *w, bool final)
 {
-	w->iov = h2o_iovec_init(w->buf, w->len);
+	w->iov = h2o_iovec_init(w->buf.data, w->buf.len);
 	w->last_send = http__now(w->server);
 	if (final) {
 		w->done = true;
 		watch_detach(w);
-		h2o_send(w->req, &w->iov, w->len > 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
+		h2o_send(w->req, &w->iov, w->buf.len > 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
 		return;
 	}
 	w->sending = true;
@@ -141,12 +127,12 @@ static void pump(struct http_watch *w, bool heartbeat)
 
 	if (w->sending || w->done)
 		return;
-	w->len = 0;
+	w->buf.len = 0;
 	if (w->ending) {
 		send_buf(w, true);
 		return;
 	}
-	while (w->len < HTTP_WATCH_BATCH) {
+	while (w->buf.len < HTTP_WATCH_BATCH) {
 		rv = store_watch_next(w->sw, &ev);
 		if (rv == -EAGAIN)
 			break;
@@ -158,13 +144,13 @@ static void pump(struct http_watch *w, bool heartbeat)
 			return;
 		}
 		if (rv != 0 || !append_event(w, &ev)) {
-			w->len = 0;
+			w->buf.len = 0;
 			append_error(w, 500, "InternalError", "the watch failed");
 			send_buf(w, true);
 			return;
 		}
 	}
-	if (w->len == 0) {
+	if (w->buf.len == 0) {
 		if (!heartbeat)
 			return;
 		if (!append_bookmark(w)) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/lib/buf.h"
 #include "src/lib/codec.h"
 #include "src/api/types.h"
 #include "src/api/validate.h"
@@ -921,33 +922,17 @@ bool api_selector_match_json(const struct api_selector *sel, const json_t *label
 
 /* ---------------------------------------------------------------- text */
 
+/* Appends go on after a failed one (sticky oom) and are checked once. */
 struct text {
-	char *s;
-	size_t len, cap;
+	struct buf b;
 	bool oom;
 };
 
 static void text_add(struct text *t, const char *s, size_t n)
 {
-	if (t->oom) {
-		return;
+	if (!t->oom && buf_append(&t->b, s, n) != 0) {
+		t->oom = true;
 	}
-	if (t->len + n + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap : 64;
-		while (cap < t->len + n + 1) {
-			cap *= 2;
-		}
-		char *p = realloc(t->s, cap);
-		if (!p) {
-			t->oom = true;
-			return;
-		}
-		t->s = p;
-		t->cap = cap;
-	}
-	memcpy(t->s + t->len, s, n);
-	t->len += n;
-	t->s[t->len] = '\0';
 }
 
 static void text_str(struct text *t, const char *s)
@@ -957,7 +942,7 @@ static void text_str(struct text *t, const char *s)
 
 char *api_selector_string(const struct api_selector *sel)
 {
-	struct text t = { 0 };
+	struct text t = { BUF_INIT, false };
 	text_add(&t, "", 0);
 	for (size_t i = 0; sel && i < sel->n; i++) {
 		const struct api_selector_req *r = &sel->reqs[i];
@@ -990,10 +975,10 @@ char *api_selector_string(const struct api_selector *sel)
 		}
 	}
 	if (t.oom) {
-		free(t.s);
+		buf_free(&t.b);
 		return NULL;
 	}
-	return t.s;
+	return t.b.data;
 }
 
 /* ================================================================ fields */

@@ -176,6 +176,30 @@ out:
 	return code;
 }
 
+/* The answer to a PUT or DELETE (@ok: its status is a success): a failure
+ * Status, the JSON body with -o json, or "KEY LABEL N" with N the body's
+ * @field. Frees @resp; returns the exit code. */
+static int print_write(struct cli_http_response *resp, bool ok, const struct store_opts *o,
+		       const char *key, const char *label, const char *field)
+{
+	json_t *root;
+	int code;
+
+	if (!ok) {
+		code = cli_fail_response(resp);
+	} else if (o->output != NULL && strcmp(o->output, "json") == 0) {
+		code = print_json_body(resp);
+	} else {
+		root = parse_body(resp);
+		printf("%s %s %lld\n", key, label,
+		       root != NULL ? (long long)int_field(root, field) : 0LL);
+		json_decref(root);
+		code = CLI_EXIT_OK;
+	}
+	cli_http_response_free(resp);
+	return code;
+}
+
 static int do_put(struct cli_http_client *c, const char *key, const char *value_arg,
 		  const struct store_opts *o)
 {
@@ -184,8 +208,7 @@ static int do_put(struct cli_http_client *c, const char *key, const char *value_
 	char *value = NULL;
 	size_t len = 0;
 	const char *sep = "?";
-	json_t *root;
-	int rv, code;
+	int rv;
 
 	if (store_path(key, path, sizeof path) != 0)
 		return cli_fail(CLI_EXIT_USAGE, "key too long");
@@ -213,30 +236,15 @@ static int do_put(struct cli_http_client *c, const char *key, const char *value_
 	free(value);
 	if (rv != 0)
 		return cli_fail_request(c, rv);
-	if (resp.status != 200 && resp.status != 201) {
-		code = cli_fail_response(&resp);
-		goto out;
-	}
-	if (o->output != NULL && strcmp(o->output, "json") == 0) {
-		code = print_json_body(&resp);
-		goto out;
-	}
-	root = parse_body(&resp);
-	printf("%s modRevision %lld\n", key,
-	       root != NULL ? (long long)int_field(root, "modRevision") : 0LL);
-	json_decref(root);
-	code = CLI_EXIT_OK;
-out:
-	cli_http_response_free(&resp);
-	return code;
+	return print_write(&resp, resp.status == 200 || resp.status == 201, o, key, "modRevision",
+			   "modRevision");
 }
 
 static int do_delete(struct cli_http_client *c, const char *key, const struct store_opts *o)
 {
 	struct cli_http_response resp = {0};
 	char path[8192], q[64];
-	json_t *root;
-	int rv, code;
+	int rv;
 
 	if (store_path(key, path, sizeof path) != 0)
 		return cli_fail(CLI_EXIT_USAGE, "key too long");
@@ -247,22 +255,7 @@ static int do_delete(struct cli_http_client *c, const char *key, const struct st
 	rv = cli_http_request(c, "DELETE", path, NULL, 0, 0, &resp);
 	if (rv != 0)
 		return cli_fail_request(c, rv);
-	if (resp.status != 200) {
-		code = cli_fail_response(&resp);
-		goto out;
-	}
-	if (o->output != NULL && strcmp(o->output, "json") == 0) {
-		code = print_json_body(&resp);
-		goto out;
-	}
-	root = parse_body(&resp);
-	printf("%s deleted at revision %lld\n", key,
-	       root != NULL ? (long long)int_field(root, "revision") : 0LL);
-	json_decref(root);
-	code = CLI_EXIT_OK;
-out:
-	cli_http_response_free(&resp);
-	return code;
+	return print_write(&resp, resp.status == 200, o, key, "deleted at revision", "revision");
 }
 
 static int do_list(struct cli_http_client *c, const char *prefix, const struct store_opts *o)

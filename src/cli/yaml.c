@@ -1,11 +1,11 @@
 #include "src/cli/yaml.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "src/lib/buf.h"
 
 int cli_yaml_parse(const char *text, size_t len, yaml_document_t *ret_doc,
 		   char *errmsg, size_t errlen)
@@ -78,53 +78,16 @@ yaml_node_t *cli_yaml_seq_item(yaml_document_t *doc, yaml_node_t *seq, size_t i)
 
 int cli_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
 {
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int fd, rv;
+	struct buf b = BUF_INIT;
+	int rv;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		ssize_t n;
-		if (cap - len < 4096 + 1) {
-			char *nb;
-			cap = cap ? cap * 2 : 8192;
-			nb = realloc(buf, cap);
-			if (nb == NULL) {
-				rv = -ENOMEM;
-				goto err;
-			}
-			buf = nb;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rv = -errno;
-			goto err;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > max) {
-			rv = -EFBIG;
-			goto err;
-		}
+	rv = buf_read_file(&b, path, max);
+	if (rv != 0) {
+		buf_free(&b);
+		return rv;
 	}
-	close(fd);
-	if (buf == NULL) {
-		buf = malloc(1);
-		if (buf == NULL)
-			return -ENOMEM;
-	}
-	buf[len] = '\0';
-	*ret_buf = buf;
+	*ret_buf = b.data;
 	if (ret_len != NULL)
-		*ret_len = len;
+		*ret_len = b.len;
 	return 0;
-err:
-	free(buf);
-	close(fd);
-	return rv;
 }

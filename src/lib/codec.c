@@ -29,71 +29,13 @@
 
 /* ------------------------------------------------------------ buffer */
 
-void codec_buf_init(struct codec_buf *b)
-{
-	b->data = NULL;
-	b->len = 0;
-	b->cap = 0;
-}
-
-void codec_buf_free(struct codec_buf *b)
-{
-	free(b->data);
-	codec_buf_init(b);
-}
-
-int codec_buf_reserve(struct codec_buf *b, size_t extra)
-{
-	size_t cap;
-	char *data;
-
-	if (b->cap - b->len >= extra)
-		return 0;
-	if (extra > SIZE_MAX / 2 - b->len)
-		return -ENOMEM;
-	cap = b->cap < 256 ? 256 : b->cap * 2;
-	if (cap < b->len + extra)
-		cap = b->len + extra;
-	data = realloc(b->data, cap);
-	if (data == NULL)
-		return -ENOMEM;
-	b->data = data;
-	b->cap = cap;
-	return 0;
-}
-
-int codec_buf_append(struct codec_buf *b, const void *p, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (codec_buf_reserve(b, n) != 0)
-		return -ENOMEM;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
-char *codec_buf_steal(struct codec_buf *b, size_t *ret_len)
-{
-	char *data;
-
-	if (codec_buf_reserve(b, 1) != 0)
-		return NULL;
-	b->data[b->len] = '\0';
-	data = b->data;
-	if (ret_len != NULL)
-		*ret_len = b->len;
-	codec_buf_init(b);
-	return data;
-}
-
 /* Unchecked-result appends for the hot writers: a failed growth sets
  * *oom, which the caller checks once at the end. */
-static inline void put(struct codec_buf *b, bool *oom, const void *p, size_t n)
+static inline void put(struct buf *b, bool *oom, const void *p, size_t n)
 {
 	if (n == 0)
 		return;
-	if (b->cap - b->len < n && codec_buf_reserve(b, n) != 0) {
+	if (b->cap - b->len < n && buf_reserve(b, n) != 0) {
 		*oom = true;
 		return;
 	}
@@ -101,19 +43,19 @@ static inline void put(struct codec_buf *b, bool *oom, const void *p, size_t n)
 	b->len += n;
 }
 
-static inline void put_c(struct codec_buf *b, bool *oom, char c)
+static inline void put_c(struct buf *b, bool *oom, char c)
 {
-	if (b->cap == b->len && codec_buf_reserve(b, 1) != 0) {
+	if (b->cap == b->len && buf_reserve(b, 1) != 0) {
 		*oom = true;
 		return;
 	}
 	b->data[b->len++] = c;
 }
 
-/* msgpack_packer write callback into a codec_buf. */
+/* msgpack_packer write callback into a struct buf. */
 static int buf_write_cb(void *data, const char *p, size_t n)
 {
-	return codec_buf_append(data, p, n) == 0 ? 0 : -1;
+	return buf_append(data, p, n) == 0 ? 0 : -1;
 }
 
 /* ------------------------------------------------------------ errors */
@@ -163,7 +105,7 @@ static size_t utf8_seq(const uint8_t *s, size_t n)
 	return 4;
 }
 
-static void utf8_put(struct codec_buf *b, bool *oom, uint32_t cp)
+static void utf8_put(struct buf *b, bool *oom, uint32_t cp)
 {
 	char u[4];
 
@@ -189,7 +131,7 @@ static void utf8_put(struct codec_buf *b, bool *oom, uint32_t cp)
 
 /* @s with every byte of an invalid sequence replaced by U+FFFD, into
  * @scratch; returns @s itself when it is valid already. NULL on OOM. */
-static const char *utf8_clean(const char *s, size_t n, struct codec_buf *scratch, size_t *ret_n)
+static const char *utf8_clean(const char *s, size_t n, struct buf *scratch, size_t *ret_n)
 {
 	const uint8_t *u = (const uint8_t *)s;
 	size_t i = 0, k;
@@ -485,13 +427,13 @@ static const uint8_t json_class[256] = {
 
 /* Appends @s as a JSON string. Invalid UTF-8 bytes become \ufffd, as in
  * Go's encoding/json. */
-static void json_put_str(struct codec_buf *b, bool *oom, const uint8_t *s, size_t n)
+static void json_put_str(struct buf *b, bool *oom, const uint8_t *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i = 0, run = 0, k;
 	char e[6];
 
-	if (codec_buf_reserve(b, n + 2) != 0) {
+	if (buf_reserve(b, n + 2) != 0) {
 		*oom = true;
 		return;
 	}
@@ -540,7 +482,7 @@ next:
 	put_c(b, oom, '"');
 }
 
-static void put_base64(struct codec_buf *b, bool *oom, const uint8_t *s, size_t n)
+static void put_base64(struct buf *b, bool *oom, const uint8_t *s, size_t n)
 {
 	/* EVP_EncodeBlock takes an int: feed it chunks of a multiple of 3. */
 	const size_t chunk = 3 * 16384;
@@ -551,7 +493,7 @@ static void put_base64(struct codec_buf *b, bool *oom, const uint8_t *s, size_t 
 		size_t k = n - done < chunk ? n - done : chunk;
 		size_t enc = 4 * ((k + 2) / 3);
 
-		if (codec_buf_reserve(b, enc + 1) != 0) {
+		if (buf_reserve(b, enc + 1) != 0) {
 			*oom = true;
 			return;
 		}
@@ -563,7 +505,7 @@ static void put_base64(struct codec_buf *b, bool *oom, const uint8_t *s, size_t 
 }
 
 struct jw {
-	struct codec_buf *out;
+	struct buf *out;
 	const uint8_t *start, *end;
 	struct codec_err *err;
 	bool pretty;
@@ -681,7 +623,7 @@ static int jw_value(struct jw *w, const uint8_t **pp, unsigned depth)
 	return jw_bad(w, at, "unknown type");
 }
 
-int codec_msgpack_to_json(const void *mp, size_t len, unsigned flags, struct codec_buf *out,
+int codec_msgpack_to_json(const void *mp, size_t len, unsigned flags, struct buf *out,
 			  struct codec_err *err)
 {
 	struct jw w = {
@@ -696,7 +638,7 @@ int codec_msgpack_to_json(const void *mp, size_t len, unsigned flags, struct cod
 	int r;
 
 	/* JSON is rarely more than ~1.5x its msgpack: one growth at most. */
-	if (codec_buf_reserve(out, len + len / 2 + 16) != 0)
+	if (buf_reserve(out, len + len / 2 + 16) != 0)
 		return fail(err, -ENOMEM, 0, 0, "out of memory");
 	r = jw_value(&w, &p, 0);
 	if (r == 0 && p != w.end)
@@ -712,11 +654,11 @@ int codec_msgpack_to_json(const void *mp, size_t len, unsigned flags, struct cod
 
 struct jp {
 	const char *start, *p, *end;
-	struct codec_buf *out;
+	struct buf *out;
 	msgpack_packer pk;
 	unsigned flags;
 	struct codec_err *err;
-	struct codec_buf str;  /* unescaped string scratch */
+	struct buf str;  /* unescaped string scratch */
 	size_t *fix;           /* offsets of 5-byte container headers */
 	size_t nfix, capfix;
 	size_t *keys;          /* offsets of the keys of the open maps */
@@ -811,7 +753,7 @@ static int jp_pack_str(struct jp *j, const char *s, size_t n)
 static int jp_string(struct jp *j)
 {
 	const char *s = j->p + 1, *q = s, *end = j->end;
-	struct codec_buf *b = &j->str;
+	struct buf *b = &j->str;
 	bool oom = false;
 
 	while (q < end) {
@@ -973,7 +915,7 @@ as_float:
 		tok = small;
 	} else {
 		j->str.len = 0;
-		if (codec_buf_reserve(&j->str, n + 1) != 0)
+		if (buf_reserve(&j->str, n + 1) != 0)
 			return jp_fail(j, -ENOMEM, "out of memory");
 		tok = j->str.data;
 	}
@@ -997,7 +939,7 @@ static int jp_literal(struct jp *j, const char *word, size_t n, uint8_t code)
 	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
 		return jp_fail(j, -EBADMSG, "invalid literal");
 	j->p += n;
-	if (codec_buf_append(j->out, &code, 1) != 0)
+	if (buf_append(j->out, &code, 1) != 0)
 		return jp_fail(j, -ENOMEM, "out of memory");
 	return 0;
 }
@@ -1093,7 +1035,7 @@ static int jp_container(struct jp *j, unsigned depth, bool is_map)
 	if (depth > CODEC_MAX_DEPTH)
 		return jp_fail(j, -ELOOP, "nesting deeper than %d", CODEC_MAX_DEPTH);
 	if (jp_push(&j->fix, &j->nfix, &j->capfix, hdr) != 0 ||
-	    codec_buf_append(j->out, is_map ? hdr_map : hdr_arr, 5) != 0)
+	    buf_append(j->out, is_map ? hdr_map : hdr_arr, 5) != 0)
 		return jp_fail(j, -ENOMEM, "out of memory");
 	j->p++;
 	jp_ws(j);
@@ -1206,7 +1148,7 @@ static void jp_compact(struct jp *j)
 	j->out->len = w + (j->out->len - r);
 }
 
-int codec_json_to_msgpack(const char *text, size_t len, unsigned flags, struct codec_buf *out,
+int codec_json_to_msgpack(const char *text, size_t len, unsigned flags, struct buf *out,
 			  struct codec_err *err)
 {
 	struct jp j = {
@@ -1250,7 +1192,7 @@ int codec_json_to_msgpack(const char *text, size_t len, unsigned flags, struct c
 		out->len = saved;
 	free(j.fix);
 	free(j.keys);
-	codec_buf_free(&j.str);
+	buf_free(&j.str);
 	return r;
 }
 
@@ -1322,7 +1264,7 @@ oom:
 	return fail(err, -ENOMEM, 0, 0, "out of memory");
 }
 
-int codec_tree_to_msgpack(const json_t *v, struct codec_buf *out, struct codec_err *err)
+int codec_tree_to_msgpack(const json_t *v, struct buf *out, struct codec_err *err)
 {
 	msgpack_packer pk;
 	size_t saved = out->len;
@@ -1338,7 +1280,7 @@ int codec_tree_to_msgpack(const json_t *v, struct codec_buf *out, struct codec_e
 struct mt {
 	const uint8_t *start, *end;
 	struct codec_err *err;
-	struct codec_buf scratch;
+	struct buf scratch;
 };
 
 static int mt_bad(struct mt *m, const uint8_t *p, const char *what)
@@ -1358,7 +1300,7 @@ static int mt_value(struct mt *m, const uint8_t **pp, unsigned depth, json_t **r
 	const uint8_t *at = *pp;
 	struct mp_item it;
 	json_t *v = NULL, *child;
-	struct codec_buf b64 = {0};
+	struct buf b64 = {0};
 	bool oom = false;
 	uint32_t i;
 	int r;
@@ -1395,7 +1337,7 @@ static int mt_value(struct mt *m, const uint8_t **pp, unsigned depth, json_t **r
 		/* Drop the quotes put_base64 writes for JSON. */
 		if (!oom)
 			v = json_stringn_nocheck(b64.data + 1, b64.len - 2);
-		codec_buf_free(&b64);
+		buf_free(&b64);
 		break;
 	case MP_EXT:
 		return mt_bad(m, at, "unsupported ext type");
@@ -1473,13 +1415,13 @@ int codec_msgpack_to_tree(const void *mp, size_t len, json_t **ret_tree, struct 
 		r = mt_bad(&m, p, "trailing bytes after the value");
 		json_decref(v);
 	}
-	codec_buf_free(&m.scratch);
+	buf_free(&m.scratch);
 	if (r == 0)
 		*ret_tree = v;
 	return r;
 }
 
-int codec_msgpack_to_yaml(const void *mp, size_t len, struct codec_buf *out, struct codec_err *err)
+int codec_msgpack_to_yaml(const void *mp, size_t len, struct buf *out, struct codec_err *err)
 {
 	json_t *t;
 	int r;
@@ -2194,7 +2136,7 @@ out_b:
 
 static int ye_write_cb(void *data, unsigned char *buffer, size_t size)
 {
-	return codec_buf_append(data, buffer, size) == 0;
+	return buf_append(data, buffer, size) == 0;
 }
 
 /* Whether plain @s would read back as something else than this string
@@ -2296,7 +2238,7 @@ emit_err:
 		    em->problem != NULL ? em->problem : "out of memory");
 }
 
-int codec_tree_to_yaml(const json_t *v, struct codec_buf *out, struct codec_err *err)
+int codec_tree_to_yaml(const json_t *v, struct buf *out, struct codec_err *err)
 {
 	yaml_emitter_t em;
 	yaml_event_t ev;

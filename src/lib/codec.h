@@ -8,7 +8,7 @@
  * no per-object allocations.
  *
  * Conventions shared by every function here:
- * - Inputs are borrowed. Outputs are appended to a struct codec_buf owned
+ * - Inputs are borrowed. Outputs are appended to a struct buf owned
  *   by the caller, or returned as new jansson references (caller decrefs).
  * - Errors return a negative errno and, when @err is not NULL, a message in
  *   err->msg (with err->line/err->column, 1-based, for text inputs):
@@ -39,6 +39,8 @@
 
 #include <jansson.h>
 
+#include "src/lib/buf.h"
+
 /* Maximum nesting of maps and arrays. Kubernetes objects stay far below;
  * CRD schemas (properties inside properties) are the deepest real input,
  * hence more than a round 100. */
@@ -48,23 +50,14 @@
  * laughs" guard); input without aliases is bounded by its size. */
 #define CODEC_YAML_MAX_ALIAS_VALUES 100000
 
-/* A growable byte buffer. Zero-initialised (or codec_buf_init) is empty. */
-struct codec_buf {
-	char *data;
-	size_t len;
-	size_t cap;
-};
-
-void codec_buf_init(struct codec_buf *b);
-/* Frees the data and leaves @b empty. Accepts an empty buffer. */
-void codec_buf_free(struct codec_buf *b);
-/* Makes room for @extra more bytes. Errors: -ENOMEM. */
-int codec_buf_reserve(struct codec_buf *b, size_t extra);
-/* Appends @n bytes. Errors: -ENOMEM. */
-int codec_buf_append(struct codec_buf *b, const void *p, size_t n);
-/* Hands the data to the caller (malloc'ed, NUL-terminated, length in
- * *ret_len when not NULL) and leaves @b empty. NULL on OOM (@b unchanged). */
-char *codec_buf_steal(struct codec_buf *b, size_t *ret_len);
+/* Output buffers are struct buf (src/lib/buf.h). The old names stay as
+ * aliases for callers written against them. */
+#define codec_buf buf
+#define codec_buf_init buf_init
+#define codec_buf_free buf_free
+#define codec_buf_reserve buf_reserve
+#define codec_buf_append buf_append
+#define codec_buf_steal buf_steal
 
 struct codec_err {
 	char msg[256];
@@ -86,12 +79,12 @@ struct codec_err {
  * and appends its msgpack encoding to @out. Key order is kept. Integers
  * become int64 (negative) or uint64; integers beyond 64 bits and numbers
  * with a fraction or exponent become float64. Flags: CODEC_STRICT. */
-int codec_json_to_msgpack(const char *text, size_t len, unsigned flags, struct codec_buf *out,
+int codec_json_to_msgpack(const char *text, size_t len, unsigned flags, struct buf *out,
 			  struct codec_err *err);
 
 /* Appends the msgpack encoding of the tree @v (borrowed; object order
  * kept). Errors: -ELOOP, -EBADMSG (NaN/Inf real), -ENOMEM. */
-int codec_tree_to_msgpack(const json_t *v, struct codec_buf *out, struct codec_err *err);
+int codec_tree_to_msgpack(const json_t *v, struct buf *out, struct codec_err *err);
 
 /* ------------------------------------------------------------ msgpack */
 
@@ -101,7 +94,7 @@ int codec_tree_to_msgpack(const json_t *v, struct codec_buf *out, struct codec_e
  * becomes a base64 string, floats their shortest round-tripping form with
  * ".0" when integral (so they stay floats). Map keys must be str; ext
  * types, NaN and Inf are -EBADMSG. */
-int codec_msgpack_to_json(const void *mp, size_t len, unsigned flags, struct codec_buf *out,
+int codec_msgpack_to_json(const void *mp, size_t len, unsigned flags, struct buf *out,
 			  struct codec_err *err);
 
 /* A new tree of the single msgpack value in @mp, in *ret_tree. uint64
@@ -109,7 +102,7 @@ int codec_msgpack_to_json(const void *mp, size_t len, unsigned flags, struct cod
 int codec_msgpack_to_tree(const void *mp, size_t len, json_t **ret_tree, struct codec_err *err);
 
 /* Appends the YAML text of the msgpack value (through a tree). */
-int codec_msgpack_to_yaml(const void *mp, size_t len, struct codec_buf *out, struct codec_err *err);
+int codec_msgpack_to_yaml(const void *mp, size_t len, struct buf *out, struct codec_err *err);
 
 /* Length in bytes of the first msgpack value of @mp, in *ret_len.
  * Errors: -EBADMSG (truncated or invalid). */
@@ -144,7 +137,7 @@ int codec_yaml_to_tree(const char *text, size_t len, unsigned flags, json_t **re
  * two-space indent (like kubectl -o yaml). Strings that would read back as
  * another type are quoted; multi-line strings use literal style.
  * Errors: -ELOOP, -EBADMSG (NaN/Inf), -ENOMEM. */
-int codec_tree_to_yaml(const json_t *v, struct codec_buf *out, struct codec_err *err);
+int codec_tree_to_yaml(const json_t *v, struct buf *out, struct codec_err *err);
 
 /* ------------------------------------------------------------ accessors */
 

@@ -17,6 +17,8 @@
 #include <openssl/x509v3.h>
 #include <yaml.h>
 
+#include "src/lib/buf.h"
+
 /* Certificates start five minutes in the past so that a peer whose clock
  * lags a little still accepts them at once. */
 #define BACKDATE_SECONDS (5 * 60)
@@ -518,57 +520,19 @@ out:
 
 int pki_read_file(const char *path, char **ret_data, size_t *ret_len)
 {
-	const size_t max = 16u << 20;
-	size_t len = 0, cap = 4096;
-	char *buf, *grown;
-	int fd, rv;
+	/* Below 16 MiB with the NUL and a byte to see the end (as before). */
+	struct buf b = BUF_INIT;
+	int rv;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	buf = malloc(cap);
-	if (buf == NULL) {
-		rv = -ENOMEM;
-		goto err_after_open;
+	rv = buf_read_file(&b, path, (16u << 20) - 2);
+	if (rv != 0) {
+		buf_free(&b);
+		return rv;
 	}
-	for (;;) {
-		ssize_t n;
-
-		if (cap - len < 2) {
-			if (cap >= max) {
-				rv = -EFBIG;
-				goto err_after_buf;
-			}
-			grown = realloc(buf, cap * 2);
-			if (grown == NULL) {
-				rv = -ENOMEM;
-				goto err_after_buf;
-			}
-			buf = grown;
-			cap *= 2;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rv = -errno;
-			goto err_after_buf;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	*ret_data = buf;
 	if (ret_len != NULL)
-		*ret_len = len;
+		*ret_len = b.len;
+	*ret_data = b.data;
 	return 0;
-err_after_buf:
-	free(buf);
-err_after_open:
-	close(fd);
-	return rv;
 }
 
 static char *join_path(const char *dir, const char *name, const char *ext)
@@ -710,33 +674,21 @@ out:
 
 /* ------------------------------------------------------------ kubeconfig */
 
-struct buf {
-	char *data;
-	size_t len, cap;
+/* The emitter's output; oom tells a failed write from other emitter
+ * errors. */
+struct yaml_out {
+	struct buf text;
 	bool oom;
 };
 
-static int buf_write_cb(void *data, unsigned char *bytes, size_t size)
+static int yaml_out_cb(void *data, unsigned char *bytes, size_t size)
 {
-	struct buf *b = data;
+	struct yaml_out *o = data;
 
-	if (b->len + size + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *grown;
-
-		while (cap < b->len + size + 1)
-			cap *= 2;
-		grown = realloc(b->data, cap);
-		if (grown == NULL) {
-			b->oom = true;
-			return 0;
-		}
-		b->data = grown;
-		b->cap = cap;
+	if (buf_append(&o->text, bytes, size) != 0) {
+		o->oom = true;
+		return 0;
 	}
-	memcpy(b->data + b->len, bytes, size);
-	b->len += size;
-	b->data[b->len] = '\0';
 	return 1;
 }
 
@@ -754,8 +706,12 @@ static char *base64(const char *text)
 	return out;
 }
 
-static int emit(yaml_emitter_t *e, yaml_event_t *ev)
+/* Emits @ev, which its initializer filled when @initialised is non-zero
+ * (libyaml's initializers fail only on OOM). */
+static int emit(yaml_emitter_t *e, yaml_event_t *ev, int initialised)
 {
+	if (!initialised)
+		return -ENOMEM;
 	return yaml_emitter_emit(e, ev) ? 0 : -EIO;
 }
 
@@ -763,46 +719,41 @@ static int emit_scalar(yaml_emitter_t *e, const char *s)
 {
 	yaml_event_t ev;
 
-	if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s,
-					  (int)strlen(s), 1, 1, YAML_ANY_SCALAR_STYLE))
-		return -ENOMEM;
-	return emit(e, &ev);
+	return emit(e, &ev,
+		    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s,
+						 (int)strlen(s), 1, 1, YAML_ANY_SCALAR_STYLE));
 }
 
 static int emit_map_start(yaml_emitter_t *e)
 {
 	yaml_event_t ev;
 
-	if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE))
-		return -ENOMEM;
-	return emit(e, &ev);
+	return emit(e, &ev,
+		    yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+							YAML_BLOCK_MAPPING_STYLE));
 }
 
 static int emit_map_end(yaml_emitter_t *e)
 {
 	yaml_event_t ev;
 
-	if (!yaml_mapping_end_event_initialize(&ev))
-		return -ENOMEM;
-	return emit(e, &ev);
+	return emit(e, &ev, yaml_mapping_end_event_initialize(&ev));
 }
 
 static int emit_seq_start(yaml_emitter_t *e)
 {
 	yaml_event_t ev;
 
-	if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE))
-		return -ENOMEM;
-	return emit(e, &ev);
+	return emit(e, &ev,
+		    yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+							 YAML_BLOCK_SEQUENCE_STYLE));
 }
 
 static int emit_seq_end(yaml_emitter_t *e)
 {
 	yaml_event_t ev;
 
-	if (!yaml_sequence_end_event_initialize(&ev))
-		return -ENOMEM;
-	return emit(e, &ev);
+	return emit(e, &ev, yaml_sequence_end_event_initialize(&ev));
 }
 
 static int emit_kv(yaml_emitter_t *e, const char *k, const char *v)
@@ -837,7 +788,7 @@ int pki_kubeconfig_format(const struct pki_kubeconfig *kc, char **ret_text,
 			  size_t *ret_len)
 {
 	char *ca = NULL, *cert = NULL, *key = NULL;
-	struct buf out = {NULL, 0, 0, false};
+	struct yaml_out out = {BUF_INIT, false};
 	yaml_emitter_t e;
 	yaml_event_t ev;
 	int rv = -ENOMEM;
@@ -852,7 +803,7 @@ int pki_kubeconfig_format(const struct pki_kubeconfig *kc, char **ret_text,
 		goto out;
 	if (!yaml_emitter_initialize(&e))
 		goto out;
-	yaml_emitter_set_output(&e, buf_write_cb, &out);
+	yaml_emitter_set_output(&e, yaml_out_cb, &out);
 	yaml_emitter_set_unicode(&e, 1);
 	yaml_emitter_set_width(&e, -1); /* never fold the base64 lines */
 	{
@@ -862,15 +813,12 @@ int pki_kubeconfig_format(const struct pki_kubeconfig *kc, char **ret_text,
 				      "client-key-data", key};
 		const char *context[] = {"cluster", kc->cluster, "user", kc->user};
 
-		if (!yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING))
-			goto err_after_emitter;
-		if ((rv = emit(&e, &ev)) != 0)
-			goto err_after_emitter;
-		if (!yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1)) {
-			rv = -ENOMEM;
-			goto err_after_emitter;
-		}
-		if ((rv = emit(&e, &ev)) != 0 || (rv = emit_map_start(&e)) != 0 ||
+		if ((rv = emit(&e, &ev,
+			       yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING))) != 0 ||
+		    (rv = emit(&e, &ev,
+			       yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1))) !=
+			    0 ||
+		    (rv = emit_map_start(&e)) != 0 ||
 		    (rv = emit_kv(&e, "apiVersion", "v1")) != 0 ||
 		    (rv = emit_kv(&e, "kind", "Config")) != 0 ||
 		    (rv = emit_scalar(&e, "clusters")) != 0 ||
@@ -882,26 +830,18 @@ int pki_kubeconfig_format(const struct pki_kubeconfig *kc, char **ret_text,
 		    (rv = emit_kv(&e, "current-context", kc->cluster)) != 0 ||
 		    (rv = emit_map_end(&e)) != 0)
 			goto err_after_emitter;
-		if (!yaml_document_end_event_initialize(&ev, 1)) {
-			rv = -ENOMEM;
-			goto err_after_emitter;
-		}
-		if ((rv = emit(&e, &ev)) != 0)
-			goto err_after_emitter;
-		if (!yaml_stream_end_event_initialize(&ev)) {
-			rv = -ENOMEM;
-			goto err_after_emitter;
-		}
-		if ((rv = emit(&e, &ev)) != 0 || !yaml_emitter_flush(&e)) {
+		if ((rv = emit(&e, &ev, yaml_document_end_event_initialize(&ev, 1))) != 0 ||
+		    (rv = emit(&e, &ev, yaml_stream_end_event_initialize(&ev))) != 0 ||
+		    !yaml_emitter_flush(&e)) {
 			rv = rv != 0 ? rv : -EIO;
 			goto err_after_emitter;
 		}
 	}
 	yaml_emitter_delete(&e);
-	*ret_text = out.data;
+	*ret_text = out.text.data;
 	if (ret_len != NULL)
-		*ret_len = out.len;
-	out.data = NULL;
+		*ret_len = out.text.len;
+	out.text.data = NULL;
 	rv = 0;
 	goto out;
 err_after_emitter:
@@ -909,9 +849,9 @@ err_after_emitter:
 		rv = -ENOMEM;
 	yaml_emitter_delete(&e);
 out:
-	if (out.data != NULL) {
-		OPENSSL_cleanse(out.data, out.len);
-		free(out.data);
+	if (out.text.data != NULL) {
+		OPENSSL_cleanse(out.text.data, out.text.len);
+		free(out.text.data);
 	}
 	if (key != NULL) {
 		OPENSSL_cleanse(key, strlen(key));

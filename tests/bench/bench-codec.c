@@ -64,7 +64,7 @@ static void report(const char *what, size_t bytes, unsigned rounds, double secs)
 
 int main(void)
 {
-	struct codec_buf list_json = {0}, mp = {0}, out = {0};
+	struct buf list_json = {0}, mp = {0}, out = {0};
 	size_t *item_off, *item_len;
 	struct codec_err err;
 	json_t *tree;
@@ -76,15 +76,15 @@ int main(void)
 	/* The list as a kube-apiserver would write it. */
 	item_off = calloc(N_PODS, sizeof(*item_off));
 	item_len = calloc(N_PODS, sizeof(*item_len));
-	codec_buf_append(&list_json, list_head, sizeof(list_head) - 1);
+	buf_append(&list_json, list_head, sizeof(list_head) - 1);
 	for (i = 0; i < N_PODS; i++) {
-		struct codec_buf one = {0};
+		struct buf one = {0};
 
 		n = snprintf(pod, sizeof(pod), pod_fmt, i, i % 10, i, 1000 + i, i % 50, i % 50,
 			     i % 200, i % 250, i % 3);
 		if (i > 0)
-			codec_buf_append(&list_json, ",", 1);
-		codec_buf_append(&list_json, pod, (size_t)n);
+			buf_append(&list_json, ",", 1);
+		buf_append(&list_json, pod, (size_t)n);
 		/* Stored values, one msgpack blob per pod. */
 		if (codec_json_to_msgpack(pod, (size_t)n, 0, &one, &err) != 0) {
 			fprintf(stderr, "bench-codec: %s\n", err.msg);
@@ -92,10 +92,10 @@ int main(void)
 		}
 		item_off[i] = mp.len;
 		item_len[i] = one.len;
-		codec_buf_append(&mp, one.data, one.len);
-		codec_buf_free(&one);
+		buf_append(&mp, one.data, one.len);
+		buf_free(&one);
 	}
-	codec_buf_append(&list_json, "]}", 2);
+	buf_append(&list_json, "]}", 2);
 	printf("list of %d pods: %zu bytes of JSON, %zu bytes of msgpack\n", N_PODS,
 	       list_json.len, mp.len);
 
@@ -104,16 +104,16 @@ int main(void)
 	t0 = now_s();
 	do {
 		out.len = 0;
-		codec_buf_append(&out, list_head, sizeof(list_head) - 1);
+		buf_append(&out, list_head, sizeof(list_head) - 1);
 		for (i = 0; i < N_PODS; i++) {
 			if (i > 0)
-				codec_buf_append(&out, ",", 1);
+				buf_append(&out, ",", 1);
 			if (codec_msgpack_to_json(mp.data + item_off[i], item_len[i], 0, &out, &err) != 0) {
 				fprintf(stderr, "bench-codec: %s\n", err.msg);
 				return 1;
 			}
 		}
-		codec_buf_append(&out, "]}", 2);
+		buf_append(&out, "]}", 2);
 		rounds++;
 	} while ((dt = now_s() - t0) < MIN_SECONDS);
 	if (out.len != list_json.len || memcmp(out.data, list_json.data, out.len) != 0) {
@@ -181,9 +181,9 @@ int main(void)
 	report("codec tree -> YAML (libyaml emitter)", list_json.len, rounds, dt);
 
 	json_decref(tree);
-	codec_buf_free(&list_json);
-	codec_buf_free(&mp);
-	codec_buf_free(&out);
+	buf_free(&list_json);
+	buf_free(&mp);
+	buf_free(&out);
 	free(item_off);
 	free(item_len);
 	return 0;

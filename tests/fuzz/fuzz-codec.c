@@ -26,7 +26,7 @@ static void must(int ok)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct codec_buf out = {0}, again = {0};
+	struct buf out = {0}, again = {0};
 	struct codec_err err;
 	const void *v;
 	const char *s;
@@ -42,11 +42,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (mode) {
 	case 0: /* msgpack -> JSON -> msgpack -> JSON: a fixed point */
 		if (codec_msgpack_to_json(data, size, 0, &out, &err) == 0) {
-			struct codec_buf j2 = {0};
+			struct buf j2 = {0};
 
 			if (codec_json_to_msgpack(out.data, out.len, 0, &again, &err) == 0) {
 				must(codec_msgpack_to_json(again.data, again.len, 0, &j2, &err) == 0);
-				codec_buf_free(&j2);
+				buf_free(&j2);
 			}
 		}
 		codec_msgpack_value_len(data, size, &n);
@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		break;
 	}
-	codec_buf_free(&out);
-	codec_buf_free(&again);
+	buf_free(&out);
+	buf_free(&again);
 	return 0;
 }

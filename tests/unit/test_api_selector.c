@@ -29,9 +29,9 @@ static json_t *load(const char *text)
 }
 
 /* The msgpack form of JSON @text (caller frees b->data). */
-static void mp(const char *text, struct codec_buf *b)
+static void mp(const char *text, struct buf *b)
 {
-	codec_buf_init(b);
+	buf_init(b);
 	struct codec_err err;
 	if (codec_json_to_msgpack(text, strlen(text), 0, b, &err) != 0) {
 		fail_msg("bad JSON in test: %s", err.msg);
@@ -75,7 +75,7 @@ static void assert_parse_error(const char *text, const char *want)
 /* Whether the selector @text matches the msgpack form of @obj. */
 static bool label_match(const char *text, const char *obj)
 {
-	struct codec_buf b;
+	struct buf b;
 	mp(obj, &b);
 	struct api_selector *sel = parse_ok(text);
 	bool m = api_selector_match_msgpack(sel, b.data, b.len);
@@ -85,7 +85,7 @@ static bool label_match(const char *text, const char *obj)
 	assert_int_equal(api_selector_match_json(sel, labels), m);
 	json_decref(j);
 	api_selector_free(sel);
-	codec_buf_free(&b);
+	buf_free(&b);
 	return m;
 }
 
@@ -314,7 +314,7 @@ static void test_match_labels_map(void **state)
 	(void)state;
 	/* A template's labels map, in both forms. */
 	const char *labels = "{\"app\":\"web\",\"app.kubernetes.io/part-of\":\"shop\"}";
-	struct codec_buf b;
+	struct buf b;
 	mp(labels, &b);
 	json_t *j = load(labels);
 	struct api_selector *sel = parse_ok("app=web,app.kubernetes.io/part-of=shop");
@@ -328,7 +328,7 @@ static void test_match_labels_map(void **state)
 	api_selector_free(sel);
 	assert_true(api_selector_match_json(NULL, j));
 	json_decref(j);
-	codec_buf_free(&b);
+	buf_free(&b);
 }
 
 /* ---------------------------------------------------------------- LabelSelector objects */
@@ -362,7 +362,7 @@ static void assert_from_json_error(const char *text, const char *want)
 static void test_from_json(void **state)
 {
 	(void)state;
-	struct codec_buf web, db, bare;
+	struct buf web, db, bare;
 	mp(pod_web, &web);
 	mp(pod_db, &db);
 	mp(pod_bare, &bare);
@@ -446,9 +446,9 @@ static void test_from_json(void **state)
 			       "needs a key and an operator");
 	assert_from_json_error("[]", "must be an object");
 
-	codec_buf_free(&web);
-	codec_buf_free(&db);
-	codec_buf_free(&bare);
+	buf_free(&web);
+	buf_free(&db);
+	buf_free(&bare);
 }
 
 static void test_validate_json(void **state)
@@ -545,7 +545,7 @@ static void assert_fparse_error(const char *kind, const char *text, const char *
 /* Whether field selector @text on @kind matches @obj (msgpack and JSON). */
 static bool field_match(const char *kind, const char *text, const char *obj)
 {
-	struct codec_buf b;
+	struct buf b;
 	mp(obj, &b);
 	struct api_fieldsel *sel = fparse_ok(kind, text);
 	bool m = api_fieldsel_match_msgpack(sel, b.data, b.len);
@@ -553,7 +553,7 @@ static bool field_match(const char *kind, const char *text, const char *obj)
 	assert_int_equal(api_fieldsel_match_json(sel, j), m);
 	json_decref(j);
 	api_fieldsel_free(sel);
-	codec_buf_free(&b);
+	buf_free(&b);
 	return m;
 }
 

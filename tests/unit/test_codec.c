@@ -71,12 +71,12 @@ static const char deploy_json[] =
 
 /* ------------------------------------------------------------ Helpers */
 
-static void to_msgpack(const char *json, struct codec_buf *mp)
+static void to_msgpack(const char *json, struct buf *mp)
 {
 	struct codec_err err;
 	int r;
 
-	codec_buf_init(mp);
+	buf_init(mp);
 	r = codec_json_to_msgpack(json, strlen(json), 0, mp, &err);
 	if (r != 0)
 		fail_msg("codec_json_to_msgpack(%s): %d %s", json, r, err.msg);
@@ -85,23 +85,23 @@ static void to_msgpack(const char *json, struct codec_buf *mp)
 /* msgpack -> compact JSON, NUL-terminated, malloc'ed. */
 static char *to_json(const void *mp, size_t len, unsigned flags)
 {
-	struct codec_buf out = {0};
+	struct buf out = {0};
 	struct codec_err err;
 	int r = codec_msgpack_to_json(mp, len, flags, &out, &err);
 
 	if (r != 0)
 		fail_msg("codec_msgpack_to_json: %d %s", r, err.msg);
-	return codec_buf_steal(&out, NULL);
+	return buf_steal(&out, NULL);
 }
 
 static char *json_via_msgpack(const char *json)
 {
-	struct codec_buf mp;
+	struct buf mp;
 	char *s;
 
 	to_msgpack(json, &mp);
 	s = to_json(mp.data, mp.len, 0);
-	codec_buf_free(&mp);
+	buf_free(&mp);
 	return s;
 }
 
@@ -149,7 +149,7 @@ static void hex_lower(char *s)
 
 static void roundtrip(const char *json)
 {
-	struct codec_buf mp, mp2 = {0};
+	struct buf mp, mp2 = {0};
 	struct codec_err err;
 	json_t *tree, *ref;
 	char *out, *jdump;
@@ -186,8 +186,8 @@ static void roundtrip(const char *json)
 
 	json_decref(ref);
 	json_decref(tree);
-	codec_buf_free(&mp);
-	codec_buf_free(&mp2);
+	buf_free(&mp);
+	buf_free(&mp2);
 }
 
 static void roundtrip_pod(void **state)
@@ -219,7 +219,7 @@ static void msgpack_encoding(void **state)
 {
 	static const uint8_t want[] = {0x83, 0xa1, 'a', 0x01, 0xa1, 'b', 0x94, 0xc3, 0xc0,
 				       0xff, 0xa1, 'x', 0xa1, 'c', 0x80};
-	struct codec_buf mp;
+	struct buf mp;
 	char big[2 + 65536 * 2 + 8];
 	char str[310];
 	size_t i, n;
@@ -228,14 +228,14 @@ static void msgpack_encoding(void **state)
 	to_msgpack("{\"a\":1,\"b\":[true,null,-1,\"x\"],\"c\":{}}", &mp);
 	assert_int_equal(mp.len, sizeof(want));
 	assert_memory_equal(mp.data, want, sizeof(want));
-	codec_buf_free(&mp);
+	buf_free(&mp);
 
 	/* 16 elements: array16. */
 	to_msgpack("[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]", &mp);
 	assert_int_equal(mp.len, 3 + 16);
 	assert_int_equal((uint8_t)mp.data[0], 0xdc);
 	assert_int_equal((uint8_t)mp.data[2], 16);
-	codec_buf_free(&mp);
+	buf_free(&mp);
 
 	/* 65536 elements: array32. */
 	n = 0;
@@ -251,7 +251,7 @@ static void msgpack_encoding(void **state)
 	assert_int_equal(mp.len, 5 + 65536);
 	assert_int_equal((uint8_t)mp.data[0], 0xdd);
 	assert_int_equal((uint8_t)mp.data[2], 1);
-	codec_buf_free(&mp);
+	buf_free(&mp);
 
 	/* 300-byte string: str16; 40 bytes: str8. */
 	str[0] = '"';
@@ -261,13 +261,13 @@ static void msgpack_encoding(void **state)
 	to_msgpack(str, &mp);
 	assert_int_equal(mp.len, 3 + 300);
 	assert_int_equal((uint8_t)mp.data[0], 0xda);
-	codec_buf_free(&mp);
+	buf_free(&mp);
 	str[41] = '"';
 	str[42] = '\0';
 	to_msgpack(str, &mp);
 	assert_int_equal(mp.len, 2 + 40);
 	assert_int_equal((uint8_t)mp.data[0], 0xd9);
-	codec_buf_free(&mp);
+	buf_free(&mp);
 }
 
 /* ------------------------------------------------------------ Numbers */
@@ -295,7 +295,7 @@ static void integers(void **state)
 		{"-9223372036854775809", 0xcb, 9, "-9.223372036854776e+18"},
 		{"-0", 0x00, 1, "0"},
 	};
-	struct codec_buf mp;
+	struct buf mp;
 	struct codec_err err;
 	json_t *t;
 	size_t i;
@@ -309,18 +309,18 @@ static void integers(void **state)
 		s = to_json(mp.data, mp.len, 0);
 		assert_string_equal(s, cases[i].out);
 		free(s);
-		codec_buf_free(&mp);
+		buf_free(&mp);
 	}
 
 	/* Trees are int64: uint64 beyond it does not fit. */
 	to_msgpack("18446744073709551615", &mp);
 	assert_int_equal(codec_msgpack_to_tree(mp.data, mp.len, &t, &err), -ERANGE);
-	codec_buf_free(&mp);
+	buf_free(&mp);
 	to_msgpack("-9223372036854775808", &mp);
 	assert_int_equal(codec_msgpack_to_tree(mp.data, mp.len, &t, &err), 0);
 	assert_true(json_integer_value(t) == INT64_MIN);
 	json_decref(t);
-	codec_buf_free(&mp);
+	buf_free(&mp);
 }
 
 static void floats(void **state)
@@ -338,7 +338,7 @@ static void floats(void **state)
 	static const uint8_t f32_tenth[] = {0xca, 0x3d, 0xcc, 0xcc, 0xcd};
 	static const uint8_t nan64[] = {0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0};
 	static const uint8_t inf32[] = {0xca, 0x7f, 0x80, 0x00, 0x00};
-	struct codec_buf out = {0}, mp;
+	struct buf out = {0}, mp;
 	struct codec_err err;
 	size_t i;
 	char *s, *s2;
@@ -362,10 +362,10 @@ static void floats(void **state)
 	assert_int_equal(codec_msgpack_to_json(nan64, sizeof(nan64), 0, &out, &err), -EBADMSG);
 	assert_int_equal(codec_msgpack_to_json(inf32, sizeof(inf32), 0, &out, &err), -EBADMSG);
 	assert_int_equal(out.len, 0);
-	codec_buf_init(&mp);
+	buf_init(&mp);
 	assert_int_equal(codec_json_to_msgpack("1e400", 5, 0, &mp, &err), -ERANGE);
 	assert_int_equal(mp.len, 0);
-	codec_buf_free(&out);
+	buf_free(&out);
 }
 
 /* ------------------------------------------------------------ Strings */
@@ -431,7 +431,7 @@ static void escaping_in(void **state)
 		{"\"\xe2\x82\xac\"", "\xe2\x82\xac", 3},
 		{"\"\\u20AC\"", "\xe2\x82\xac", 3},
 	};
-	struct codec_buf mp;
+	struct buf mp;
 	const char *s;
 	size_t i, n;
 
@@ -441,7 +441,7 @@ static void escaping_in(void **state)
 		assert_int_equal(codec_msgpack_str(mp.data, mp.len, &s, &n), 0);
 		assert_int_equal(n, cases[i].n);
 		assert_memory_equal(s, cases[i].str, n);
-		codec_buf_free(&mp);
+		buf_free(&mp);
 	}
 }
 
@@ -478,13 +478,13 @@ static void json_errors(void **state)
 		{"[NaN]", -EBADMSG, 1, 2},
 		{"{\"a\":1,\"b\":2,\"a\":3}", -EEXIST, 1, 20},
 	};
-	struct codec_buf out = {0};
+	struct buf out = {0};
 	struct codec_err err;
 	size_t i;
 	int r;
 
 	(void)state;
-	codec_buf_append(&out, "keep", 4);
+	buf_append(&out, "keep", 4);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		memset(&err, 0, sizeof(err));
 		r = codec_json_to_msgpack(cases[i].in, strlen(cases[i].in), CODEC_STRICT, &out, &err);
@@ -494,12 +494,12 @@ static void json_errors(void **state)
 		assert_true(strncmp(err.msg, "json: line ", 11) == 0);
 		assert_int_equal(out.len, 4);
 	}
-	codec_buf_free(&out);
+	buf_free(&out);
 }
 
 static void duplicate_keys(void **state)
 {
-	struct codec_buf mp = {0};
+	struct buf mp = {0};
 	struct codec_err err;
 	char big[512];
 	size_t n = 0;
@@ -527,7 +527,7 @@ static void duplicate_keys(void **state)
 	s = to_json(mp.data, mp.len, 0);
 	assert_non_null(strstr(s, "\"k7\":29"));
 	free(s);
-	codec_buf_free(&mp);
+	buf_free(&mp);
 	/* Equal keys of different maps are fine. */
 	s = json_via_msgpack("[{\"a\":1},{\"a\":2}]");
 	assert_string_equal(s, "[{\"a\":1},{\"a\":2}]");
@@ -561,7 +561,7 @@ static uint8_t *nested_msgpack(unsigned depth, size_t *ret_len)
 
 static void depth_limit(void **state)
 {
-	struct codec_buf out = {0};
+	struct buf out = {0};
 	struct codec_err err;
 	json_t *t, *docs, *leaf;
 	uint8_t *m;
@@ -619,12 +619,12 @@ static void depth_limit(void **state)
 	assert_int_equal(codec_tree_to_msgpack(leaf, &out, &err), 0);
 	json_decref(t);
 	assert_int_equal(out.len, CODEC_MAX_DEPTH + 1);
-	codec_buf_free(&out);
+	buf_free(&out);
 }
 
 static void truncated_msgpack(void **state)
 {
-	struct codec_buf mp, out = {0};
+	struct buf mp, out = {0};
 	struct codec_err err;
 	const void *v;
 	json_t *t;
@@ -632,7 +632,7 @@ static void truncated_msgpack(void **state)
 
 	(void)state;
 	to_msgpack(pod_json, &mp);
-	codec_buf_append(&out, "[", 1);
+	buf_append(&out, "[", 1);
 	for (len = 0; len < mp.len; len++) {
 		assert_int_equal(codec_msgpack_to_json(mp.data, len, 0, &out, &err), -EBADMSG);
 		assert_int_equal(out.len, 1);
@@ -648,17 +648,17 @@ static void truncated_msgpack(void **state)
 	assert_int_equal(n, mp.len);
 
 	/* Trailing bytes. */
-	codec_buf_append(&mp, "\xc0", 1);
+	buf_append(&mp, "\xc0", 1);
 	assert_int_equal(codec_msgpack_to_json(mp.data, mp.len, 0, &out, &err), -EBADMSG);
 	assert_non_null(strstr(err.msg, "trailing"));
 	assert_int_equal(codec_msgpack_to_tree(mp.data, mp.len, &t, &err), -EBADMSG);
-	codec_buf_free(&mp);
-	codec_buf_free(&out);
+	buf_free(&mp);
+	buf_free(&out);
 }
 
 static void check_decoders(const void *data, size_t len)
 {
-	struct codec_buf out = {0}, mp = {0};
+	struct buf out = {0}, mp = {0};
 	struct codec_err err;
 	const void *v;
 	const char *s;
@@ -692,13 +692,13 @@ static void check_decoders(const void *data, size_t len)
 	r = codec_yaml_to_tree(data, len, 0, &t, &err);
 	if (r == 0)
 		json_decref(t);
-	codec_buf_free(&out);
-	codec_buf_free(&mp);
+	buf_free(&out);
+	buf_free(&mp);
 }
 
 static void garbage(void **state)
 {
-	struct codec_buf mp;
+	struct buf mp;
 	uint8_t buf[300];
 	char *txt;
 	size_t i, k, len, tl = strlen(pod_json);
@@ -721,7 +721,7 @@ static void garbage(void **state)
 		check_decoders(m, rng() % 8 == 0 ? rng() % mp.len : mp.len);
 		free(m);
 	}
-	codec_buf_free(&mp);
+	buf_free(&mp);
 	txt = malloc(tl);
 	for (i = 0; i < 1500; i++) {
 		static const char alphabet[] = "{}[]\":,\\ \n-01e.tfnu\xff\xc3";
@@ -1038,14 +1038,14 @@ static void yaml_output(void **state)
 				   "  s: |\n"
 				   "    one\n"
 				   "    two\n";
-	struct codec_buf out = {0}, mp;
+	struct buf out = {0}, mp;
 	struct codec_err err;
 	json_t *t;
 
 	(void)state;
 	t = json_loads(j, 0, NULL);
 	assert_int_equal(codec_tree_to_yaml(t, &out, &err), 0);
-	codec_buf_append(&out, "", 1);
+	buf_append(&out, "", 1);
 	assert_string_equal(out.data, want);
 	json_decref(t);
 
@@ -1055,8 +1055,8 @@ static void yaml_output(void **state)
 	assert_int_equal(codec_msgpack_to_yaml(mp.data, mp.len, &out, &err), 0);
 	assert_int_equal(out.len, strlen(want));
 	assert_memory_equal(out.data, want, out.len);
-	codec_buf_free(&mp);
-	codec_buf_free(&out);
+	buf_free(&mp);
+	buf_free(&out);
 }
 
 static void yaml_roundtrip(void **state)
@@ -1074,7 +1074,7 @@ static void yaml_roundtrip(void **state)
 		"\"15\":\"1_0\",\"16\":\"y\",\"17\":\"~x\",\"18\":\"a #b\",\"19\":\"x\\r\\ny\","
 		"\"yes\":1,\"null\":2,\"\":3}";
 	const char *docs[] = {pod_json, deploy_json, tricky};
-	struct codec_buf out = {0};
+	struct buf out = {0};
 	struct codec_err err;
 	json_t *t, *back;
 	size_t i;
@@ -1085,7 +1085,7 @@ static void yaml_roundtrip(void **state)
 		assert_non_null(t);
 		out.len = 0;
 		assert_int_equal(codec_tree_to_yaml(t, &out, &err), 0);
-		codec_buf_append(&out, "", 1);
+		buf_append(&out, "", 1);
 		back = yaml_doc(out.data, 0);
 		if (!json_equal(t, back)) {
 			char *s = dumps(back);
@@ -1094,14 +1094,14 @@ static void yaml_roundtrip(void **state)
 		json_decref(back);
 		json_decref(t);
 	}
-	codec_buf_free(&out);
+	buf_free(&out);
 }
 
 /* ------------------------------------------------------------ Accessor */
 
 static void path_accessor(void **state)
 {
-	struct codec_buf mp;
+	struct buf mp;
 	const void *v, *labels;
 	const char *s;
 	size_t n, ln;
@@ -1170,7 +1170,7 @@ static void path_accessor(void **state)
 	assert_ptr_equal(v, mp.data);
 	assert_int_equal(n, mp.len);
 #undef STR_AT
-	codec_buf_free(&mp);
+	buf_free(&mp);
 
 	/* Non-string keys are skipped whole, containers included. */
 	{
@@ -1188,7 +1188,7 @@ static void msgpack_types(void **state)
 	static const uint8_t intkey[] = {0x81, 0x01, 0x02};
 	static const uint8_t never[] = {0xc1};
 	static const uint8_t fixmap_bin[] = {0x81, 0xa1, 'b', 0xc5, 0x00, 0x00};
-	struct codec_buf out = {0};
+	struct buf out = {0};
 	struct codec_err err;
 	json_t *t;
 	char *s;
@@ -1211,12 +1211,12 @@ static void msgpack_types(void **state)
 	assert_int_equal(codec_msgpack_to_json(never, sizeof(never), 0, &out, &err), -EBADMSG);
 	assert_int_equal(codec_msgpack_to_json(never, 0, 0, &out, &err), -EBADMSG);
 	assert_int_equal(out.len, 0);
-	codec_buf_free(&out);
+	buf_free(&out);
 }
 
 static void pretty(void **state)
 {
-	struct codec_buf mp;
+	struct buf mp;
 	char *s;
 
 	(void)state;
@@ -1225,30 +1225,30 @@ static void pretty(void **state)
 	assert_string_equal(s, "{\n  \"a\": 1,\n  \"b\": [],\n  \"c\": {},\n  \"d\": [\n    1,\n"
 			       "    {\n      \"e\": null\n    }\n  ]\n}");
 	free(s);
-	codec_buf_free(&mp);
+	buf_free(&mp);
 }
 
 static void buffer(void **state)
 {
-	struct codec_buf b;
+	struct buf b;
 	size_t n;
 	char *s;
 
 	(void)state;
-	codec_buf_init(&b);
-	s = codec_buf_steal(&b, &n);
+	buf_init(&b);
+	s = buf_steal(&b, &n);
 	assert_string_equal(s, "");
 	assert_int_equal(n, 0);
 	free(s);
-	assert_int_equal(codec_buf_append(&b, "ab", 2), 0);
-	assert_int_equal(codec_buf_append(&b, "cd", 2), 0);
-	s = codec_buf_steal(&b, &n);
+	assert_int_equal(buf_append(&b, "ab", 2), 0);
+	assert_int_equal(buf_append(&b, "cd", 2), 0);
+	s = buf_steal(&b, &n);
 	assert_string_equal(s, "abcd");
 	assert_int_equal(n, 4);
 	assert_null(b.data);
 	free(s);
-	codec_buf_free(&b);
-	codec_buf_free(&b);
+	buf_free(&b);
+	buf_free(&b);
 }
 
 int main(void)
