@@ -252,6 +252,7 @@ void http__cluster_status(struct http_request *hr);
 void http__cluster_readindex(struct http_request *hr);
 void http__cluster_ca(struct http_request *hr);
 void http__cluster_members(struct http_request *hr, const char *rest, size_t rest_len);
+void http__snapshot(struct http_request *hr); /* snapshot_api.c */
 
 /* Method helpers. */
 static inline bool http__method_is(const h2o_req_t *req, const char *m)

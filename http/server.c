@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <h2o.h>
@@ -41,6 +42,7 @@
 
 #include "http/internal.h"
 #include "http/kapi.h"
+#include "raft/store.h"
 #include "src/lib/log.h"
 
 struct root_handler {
@@ -424,6 +426,33 @@ static void request_dispose(void *p)
 	conn_unref(conn);
 }
 
+static void user_dispose(void *p)
+{
+	http_user_free(*(struct http_user **)p);
+}
+
+/* The user of a bootstrap token, from the local store (tokens are created
+ * ahead of their use), owned by the request's pool; NULL if not valid. */
+static const struct http_user *bootstrap_user(struct http_server *s, h2o_req_t *req,
+					      const char *token, size_t len)
+{
+	char id[HTTP_BOOTSTRAP_ID_LEN + 1];
+	char key[sizeof(HTTP_BOOTSTRAP_KEY_PREFIX) + HTTP_BOOTSTRAP_ID_LEN];
+	struct http_user *u, **ref;
+	struct store_kv kv;
+
+	if (s->replica == NULL || !http_bootstrap_token_parse(token, len, id))
+		return NULL;
+	snprintf(key, sizeof(key), "%s%s", HTTP_BOOTSTRAP_KEY_PREFIX, id);
+	if (store_get(replica_store(s->replica), key, strlen(key), &kv) != 0 ||
+	    http_bootstrap_token_check(kv.val, kv.val_len, token, len, (int64_t)time(NULL), &u) !=
+		    0)
+		return NULL;
+	ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), user_dispose);
+	*ref = u;
+	return u;
+}
+
 /* The user, NULL for anonymous; *ret_bad set when credentials were given
  * but are not valid. */
 static const struct http_user *authenticate(struct http_server *s, struct http_conn *conn,
@@ -445,6 +474,8 @@ static const struct http_user *authenticate(struct http_server *s, struct http_c
 		while (off < v.len && v.base[off] == ' ')
 			off++;
 		u = http_tokens_lookup(s->tokens, v.base + off, v.len - off);
+		if (u == NULL)
+			u = bootstrap_user(s, req, v.base + off, v.len - off);
 		if (u != NULL)
 			return u;
 	}
@@ -506,6 +537,7 @@ enum route {
 	ROUTE_CA,
 	ROUTE_MEMBERS,
 	ROUTE_STORE,
+	ROUTE_SNAPSHOT, /* GET /capstan/v1/snapshot (snapshot_api.c) */
 	ROUTE_KAPI, /* the Kubernetes API: /api, /apis, /openapi (kapi.c) */
 };
 
@@ -528,6 +560,8 @@ static enum route route_of(struct http_request *hr, size_t *ret_rest)
 		return ROUTE_READINDEX;
 	if (path_is(hr, "/capstan/v1/cluster/ca"))
 		return ROUTE_CA;
+	if (path_is(hr, "/capstan/v1/snapshot"))
+		return ROUTE_SNAPSHOT;
 	if (path_has_prefix(hr, "/capstan/v1/cluster/members", &rest) &&
 	    (hr->path.len == rest || hr->path.base[rest] == '/')) {
 		*ret_rest = rest;
@@ -685,6 +719,10 @@ void http__dispatch(struct http_request *hr)
 		break;
 	case ROUTE_STORE:
 		http__store(hr);
+		break;
+	case ROUTE_SNAPSHOT:
+		if (allow_methods(hr, "GET", NULL))
+			http__snapshot(hr);
 		break;
 	case ROUTE_KAPI:
 		http__kapi(hr);

@@ -49,6 +49,7 @@
 #include "src/lib/pki.h"
 #include "src/lib/tokens.h"
 #include "src/lib/version.h"
+#include "src/restore.h"
 
 #define EXIT_USAGE 2
 
@@ -78,6 +79,7 @@ struct settings {
 	char *join;
 	char *token;
 	char *join_ca;
+	char *restore;
 	uint64_t election_timeout_ms;
 	uint64_t heartbeat_timeout_ms;
 	uint64_t snapshot_threshold;
@@ -114,9 +116,12 @@ static const struct config_option options[] = {
 	    "join token (DATA/join.token of a master) for --join"),
 	OPT("join-ca", CONFIG_STRING, NULL, "FILE", join_ca, 0,
 	    "CA certificate (DATA/pki/ca.crt of a master) that verifies the --join master"),
-	OPT("election-timeout", CONFIG_DURATION, "1s", "DUR", election_timeout_ms, 3600000,
+	OPT("restore", CONFIG_STRING, NULL, "FILE", restore, 0,
+	    "with --init: fill the new cluster's store from FILE, a backup written by "
+	    "'capstan snapshot save' (once: DATA/restored marks it done)"),
+	OPT("election-timeout", CONFIG_DURATION, "400ms", "DUR", election_timeout_ms, 3600000,
 	    "Raft election timeout"),
-	OPT("heartbeat-timeout", CONFIG_DURATION, "100ms", "DUR", heartbeat_timeout_ms, 3600000,
+	OPT("heartbeat-timeout", CONFIG_DURATION, "50ms", "DUR", heartbeat_timeout_ms, 3600000,
 	    "Raft heartbeat interval of the leader"),
 	OPT("snapshot-threshold", CONFIG_UINT, "16384", "N", snapshot_threshold, UINT32_MAX,
 	    "take a snapshot every N log entries"),
@@ -168,6 +173,7 @@ struct daemon {
 	struct http_server *http;
 	struct join_work *join;
 	struct fetch_work *fetch;
+	struct restore *restore; /* --restore still to do */
 
 	bool closing;
 	int exit_code;
@@ -1461,6 +1467,42 @@ static void leadership_cb(void *data, bool leading)
 		log_info("this replica (id %" PRIu64 ") stopped leading", d->id);
 }
 
+/* --restore: the backup is checked before anything is created, so a
+ * corrupt file leaves no cluster behind. Returns 0 or the exit status. */
+static int restore_load(struct daemon *d)
+{
+	struct settings *c = d->cfg;
+	char err[512];
+	int rv;
+
+	if (!c->init || !str_empty(c->join)) {
+		log_error("--restore FILE needs --init (it creates a new cluster)");
+		return EXIT_USAGE;
+	}
+	rv = restore_new(c->restore, &d->restore, err, sizeof err);
+	if (rv != 0) {
+		d->restore = NULL;
+		log_error("cannot restore from %s: %s", c->restore, err);
+		return EXIT_FAILURE;
+	}
+	return 0;
+}
+
+static void restore_done_cb(void *data, int status)
+{
+	struct daemon *d = data;
+	char *path;
+
+	if (status != 0) {
+		begin_shutdown(d, EXIT_FAILURE);
+		return;
+	}
+	path = path_join(d->cfg->data_dir, "restoring");
+	if (path != NULL)
+		unlink(path);
+	free(path);
+}
+
 /* Everything up to a running replica and API server. Returns 0 or the exit
  * status; on failure whatever was started is left for begin_shutdown(). */
 static int start(struct daemon *d)
@@ -1469,6 +1511,11 @@ static int start(struct daemon *d)
 	enum start_mode mode;
 	int rv;
 
+	if (!str_empty(c->restore) && !file_exists(c->data_dir, "restored")) {
+		rv = restore_load(d);
+		if (rv != 0)
+			return rv;
+	}
 	rv = prepare_data_dir(d);
 	if (rv != 0)
 		return EXIT_FAILURE;
@@ -1490,6 +1537,17 @@ static int start(struct daemon *d)
 			  c->data_dir);
 		return EXIT_USAGE;
 	}
+	/* A restore resumes after a restart only if this cluster was created
+	 * by it (DATA/restoring); never into an existing cluster. */
+	if (d->restore != NULL && mode == START_RESTART &&
+	    !file_exists(c->data_dir, "restoring")) {
+		log_info("%s already holds member %" PRIu64 ": --restore ignored", c->data_dir, d->id);
+		restore_free(d->restore);
+		d->restore = NULL;
+	}
+	if (d->restore != NULL && mode == START_INIT &&
+	    write_text(c->data_dir, "restoring", c->restore, 0600) != 0)
+		return EXIT_FAILURE;
 
 	if (mode == START_INIT) {
 		d->id = 1;
@@ -1604,6 +1662,17 @@ static int start_serving(struct daemon *d, enum start_mode mode)
 			return EXIT_FAILURE;
 		}
 	}
+	if (d->restore != NULL) {
+		char *marker = path_join(c->data_dir, "restored");
+
+		rv = marker == NULL ? -ENOMEM
+				    : restore_start(d->restore, d->replica, marker, restore_done_cb, d);
+		free(marker);
+		if (rv != 0) {
+			log_error("cannot start the restore: %s", strerror(-rv));
+			return EXIT_FAILURE;
+		}
+	}
 	log_info("capstand %s: member %" PRIu64 ", raft %s, API %s%s%s, data %s",
 		 version_string(), d->id, c->raft_address, d->advertise_url,
 		 str_empty(c->plain_listen) ? "" : ", plain ",
@@ -1710,6 +1779,7 @@ out:
 	free(d.raft_dir);
 	free(d.pki_dir);
 	free(d.token_file);
+	restore_free(d.restore); /* after the replica closed: it held callbacks */
 	config_free(&spec, &cfg);
 	return code;
 }

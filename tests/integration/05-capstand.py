@@ -122,7 +122,7 @@ def help_lists_every_config_key(ctx):
     assert set(keys) == flags - {"config", "help", "version"}, (sorted(keys), sorted(flags))
     for k in ("config", "help", "version"):
         assert k in flags
-    for default in ("/var/lib/capstan", "127.0.0.1:6444", "0.0.0.0:6443", "1s", "100ms",
+    for default in ("/var/lib/capstan", "127.0.0.1:6444", "0.0.0.0:6443", "400ms", "50ms",
                     "16384", "4096", "100000", "5m", "info"):
         assert "(default: %s)" % default in r.stdout.replace("\n" + " " * 30, " "), default
     # Every key is documented in both man pages.
