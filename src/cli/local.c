@@ -260,32 +260,33 @@ static int read_uint_file(const char *dir, const char *name, uint64_t *ret)
 
 /* ------------------------------------------------------------ processes */
 
+/* Whether @pid has ended: no such process, or a zombie. */
+static bool pid_gone(pid_t pid)
+{
+	char p[64], line[1024], *rp, state = 0;
+	FILE *f;
+
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+	f = fopen(p, "re");
+	if (f == NULL)
+		return true;
+	/* "pid (comm) S ...": comm may hold spaces and parentheses. */
+	if (fgets(line, sizeof line, f) != NULL && (rp = strrchr(line, ')')) != NULL && rp[1] == ' ')
+		state = rp[2];
+	fclose(f);
+	return state == 0 || state == 'Z' || state == 'X';
+}
+
 /* Whether @pid is a live (not zombie) capstand running with --data-dir
  * @data_dir: pid files can be stale and pids get reused. */
 static bool is_our_capstand(pid_t pid, const char *data_dir)
 {
-	char p[64], exe[PATH_MAX], *cmdline, *base, state = 0;
+	char p[64], exe[PATH_MAX], *cmdline, *base;
 	size_t len;
 	ssize_t n;
 	bool found = false;
-	FILE *f;
 
-	if (pid <= 0)
-		return false;
-	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-	f = fopen(p, "re");
-	if (f == NULL)
-		return false;
-	/* "pid (comm) S ...": comm may hold spaces and parentheses. */
-	{
-		char line[1024];
-		char *rp;
-		if (fgets(line, sizeof line, f) != NULL && (rp = strrchr(line, ')')) != NULL &&
-		    rp[1] == ' ')
-			state = rp[2];
-	}
-	fclose(f);
-	if (state == 0 || state == 'Z' || state == 'X')
+	if (pid <= 0 || pid_gone(pid))
 		return false;
 	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
 	n = readlink(p, exe, sizeof exe - 1);
@@ -1218,7 +1219,9 @@ static int local_down(const char *dir_arg, bool do_purge)
 			struct master *m = &l.m[i];
 			if (m->pid == 0)
 				continue;
-			if (!is_our_capstand(m->pid, m->dir)) {
+			/* Wait for the process itself to end: while it exits,
+			 * its exe and cmdline vanish before it does. */
+			if (pid_gone(m->pid)) {
 				printf("m%u: stopped (pid %d)%s\n", m->index, (int)m->pid,
 				       killed ? " after SIGKILL" : "");
 				m->pid = 0;
