@@ -8,7 +8,7 @@ build-essential autoconf automake libtool pkg-config autoconf-archive git
 libraft-dev libuv1-dev libmsgpack-dev libyaml-dev libh2o-dev libjansson-dev
 libssl-dev libcurl4-openssl-dev libcmocka-dev libbsd-dev
 openssl curl nghttp2-client procps iproute2 python3
-etcd-server etcd-client debhelper dpkg-dev fakeroot lintian rpm
+etcd-server etcd-client man-db debhelper dpkg-dev fakeroot lintian rpm
 "
 
 if [ "$(id -u)" -ne 0 ]; then

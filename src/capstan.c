@@ -32,6 +32,14 @@ static void usage(FILE *f)
 		"  local up|down              run a cluster of capstand processes on loopback\n"
 		"  cluster members|status|remove  Raft membership of the masters\n"
 		"  store get|put|delete|list|watch  the replicated store's diagnostic view\n"
+		"  get TYPE[/NAME] [NAME...]  show resources (table, wide, json, yaml, name)\n"
+		"  apply -f FILE|DIR|-        create or update objects from manifests\n"
+		"  delete TYPE NAME... | -f FILE  delete objects\n"
+		"  describe TYPE NAME         show an object and its events\n"
+		"  wait TYPE/NAME --for=...   wait for a condition or a deletion\n"
+		"  rollout status deployment/NAME  follow a Deployment's rollout\n"
+		"  token create|list|revoke   bootstrap tokens for joining masters and nodes\n"
+		"  snapshot save|inspect|restore  back up the store; new cluster from a backup\n"
 		"  version                    show the version\n"
 		"\n"
 		"'capstan COMMAND --help' describes a command.\n"
@@ -56,6 +64,14 @@ int main(int argc, char *argv[])
 		{"local", cli_cmd_local},
 		{"cluster", cli_cmd_cluster},
 		{"store", cli_cmd_store},
+		{"get", cli_cmd_get},
+		{"apply", cli_cmd_apply},
+		{"delete", cli_cmd_delete},
+		{"describe", cli_cmd_describe},
+		{"wait", cli_cmd_wait},
+		{"rollout", cli_cmd_rollout},
+		{"token", cli_cmd_token},
+		{"snapshot", cli_cmd_snapshot},
 	};
 	struct cli_global g = {0};
 	const char *cmd;

@@ -88,5 +88,18 @@ int cli_exit_for_status(long status);
 int cli_cmd_local(struct cli_global *g, int argc, char **argv);
 int cli_cmd_cluster(struct cli_global *g, int argc, char **argv);
 int cli_cmd_store(struct cli_global *g, int argc, char **argv);
+/* Resource commands (get.c, apply.c, delete.c, describe.c, wait.c,
+ * rollout.c); helpers in resource.h. */
+int cli_cmd_get(struct cli_global *g, int argc, char **argv);
+int cli_cmd_apply(struct cli_global *g, int argc, char **argv);
+int cli_cmd_delete(struct cli_global *g, int argc, char **argv);
+int cli_cmd_describe(struct cli_global *g, int argc, char **argv);
+int cli_cmd_wait(struct cli_global *g, int argc, char **argv);
+int cli_cmd_rollout(struct cli_global *g, int argc, char **argv);
+/* capstan token create|list|revoke: bootstrap tokens (src/cli/token.c). */
+int cli_cmd_token(struct cli_global *g, int argc, char **argv);
+/* capstan snapshot save|inspect|restore: backups (src/cli/snapshot.c, linked
+ * into the capstan program itself). */
+int cli_cmd_snapshot(struct cli_global *g, int argc, char **argv);
 
 #endif

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "src/lib/buf.h"
 #include "src/lib/version.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -131,8 +132,7 @@ void cli_http_response_free(struct cli_http_response *r)
 
 /* Sink of a whole body, or of the error body of a stream. */
 struct sink {
-	char *buf;
-	size_t len, cap;
+	struct buf body; /* at most BODY_MAX bytes, the NUL included */
 	/* Streaming only: */
 	CURL *curl;
 	cli_http_line_cb cb;
@@ -142,33 +142,12 @@ struct sink {
 	bool checked;
 };
 
-static int sink_append(struct sink *s, const char *p, size_t n)
-{
-	if (s->len + n + 1 > s->cap) {
-		size_t cap = s->cap ? s->cap : 4096;
-		char *nb;
-		while (cap < s->len + n + 1)
-			cap *= 2;
-		if (cap > BODY_MAX)
-			return -EFBIG;
-		nb = realloc(s->buf, cap);
-		if (nb == NULL)
-			return -ENOMEM;
-		s->buf = nb;
-		s->cap = cap;
-	}
-	memcpy(s->buf + s->len, p, n);
-	s->len += n;
-	s->buf[s->len] = '\0';
-	return 0;
-}
-
 static size_t body_write_cb(char *p, size_t size, size_t nmemb, void *data)
 {
 	struct sink *s = data;
 	size_t n = size * nmemb;
 
-	return sink_append(s, p, n) == 0 ? n : 0;
+	return buf_append_max(&s->body, p, n, BODY_MAX) == 0 ? n : 0;
 }
 
 /* The stream's lines are handed over as soon as they are complete. */
@@ -183,20 +162,20 @@ static size_t stream_write_cb(char *p, size_t size, size_t nmemb, void *data)
 		s->is_error = status < 200 || status > 299;
 		s->checked = true;
 	}
-	if (sink_append(s, p, n) != 0)
+	if (buf_append_max(&s->body, p, n, BODY_MAX) != 0)
 		return 0;
 	if (s->is_error)
 		return n;
-	for (size_t i = 0; i < s->len; i++) {
-		if (s->buf[i] != '\n')
+	for (size_t i = 0; i < s->body.len; i++) {
+		if (s->body.data[i] != '\n')
 			continue;
-		s->buf[i] = '\0';
+		s->body.data[i] = '\0';
 		if (i > start) {
 			size_t l = i - start;
-			if (s->buf[i - 1] == '\r')
-				s->buf[--l + start] = '\0';
+			if (s->body.data[i - 1] == '\r')
+				s->body.data[--l + start] = '\0';
 			if (l > 0) {
-				int rv = s->cb(s->buf + start, l, s->data);
+				int rv = s->cb(s->body.data + start, l, s->data);
 				if (rv != 0) {
 					s->cb_rv = rv;
 					return 0;
@@ -205,10 +184,10 @@ static size_t stream_write_cb(char *p, size_t size, size_t nmemb, void *data)
 		}
 		start = i + 1;
 	}
-	memmove(s->buf, s->buf + start, s->len - start);
-	s->len -= start;
-	if (s->buf != NULL)
-		s->buf[s->len] = '\0';
+	memmove(s->body.data, s->body.data + start, s->body.len - start);
+	s->body.len -= start;
+	if (s->body.data != NULL)
+		s->body.data[s->body.len] = '\0';
 	return n;
 }
 
@@ -313,11 +292,22 @@ int cli_http_request(struct cli_http_client *c, const char *method, const char *
 		     const void *body, size_t body_len, uint64_t timeout_ms,
 		     struct cli_http_response *ret)
 {
+	return cli_http_request_typed(c, method, path, NULL, NULL, body, body_len, timeout_ms,
+				      ret);
+}
+
+int cli_http_request_typed(struct cli_http_client *c, const char *method, const char *path,
+			   const char *content_type, const char *accept, const void *body,
+			   size_t body_len, uint64_t timeout_ms, struct cli_http_response *ret)
+{
+	char hdr[256];
 	struct curl_slist *headers = NULL, *nh;
 	struct sink s = {0};
 	char url[8192];
 	CURLcode code;
 	long status = 0;
+	char *text;
+	size_t text_len;
 	int rv;
 
 	rv = setup(c, method, path, url, sizeof url, &headers);
@@ -325,8 +315,20 @@ int cli_http_request(struct cli_http_client *c, const char *method, const char *
 		return rv;
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS,
 			 (long)(timeout_ms ? timeout_ms : c->timeout_ms));
+	if (accept != NULL) {
+		snprintf(hdr, sizeof hdr, "Accept: %s", accept);
+		nh = curl_slist_append(headers, hdr);
+		if (nh == NULL) {
+			rv = -ENOMEM;
+			goto out;
+		}
+		headers = nh;
+		curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	}
 	if (body != NULL) {
-		nh = curl_slist_append(headers, "Content-Type: application/octet-stream");
+		snprintf(hdr, sizeof hdr, "Content-Type: %s",
+			 content_type != NULL ? content_type : "application/octet-stream");
+		nh = curl_slist_append(headers, hdr);
 		if (nh == NULL) {
 			rv = -ENOMEM;
 			goto out;
@@ -343,17 +345,19 @@ int cli_http_request(struct cli_http_client *c, const char *method, const char *
 	code = curl_easy_perform(c->curl);
 	if (code != CURLE_OK) {
 		rv = map_curl_error(c, code, url);
-		free(s.buf);
+		buf_free(&s.body);
 		goto out;
 	}
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-	if (s.buf == NULL && (s.buf = calloc(1, 1)) == NULL) {
+	text = buf_steal(&s.body, &text_len);
+	if (text == NULL) {
+		buf_free(&s.body);
 		rv = -ENOMEM;
 		goto out;
 	}
 	ret->status = status;
-	ret->body = s.buf;
-	ret->len = s.len;
+	ret->body = text;
+	ret->len = text_len;
 out:
 	curl_slist_free_all(headers);
 	return rv;
@@ -397,17 +401,16 @@ int cli_http_stream(struct cli_http_client *c, const char *path, uint64_t idle_m
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status < 200 || status > 299) {
 		ret_error->status = status;
-		ret_error->body = s.buf != NULL ? s.buf : calloc(1, 1);
-		ret_error->len = s.len;
-		s.buf = NULL;
+		ret_error->len = s.body.len;
+		ret_error->body = buf_steal(&s.body, NULL);
 		rv = ret_error->body != NULL ? 0 : -ENOMEM;
 		goto out;
 	}
 	/* A last line without its newline. */
-	if (s.len > 0)
-		rv = cb(s.buf, s.len, data);
+	if (s.body.len > 0)
+		rv = cb(s.body.data, s.body.len, data);
 out:
-	free(s.buf);
+	buf_free(&s.body);
 	curl_slist_free_all(headers);
 	return rv;
 }

@@ -50,6 +50,13 @@ int cli_http_request(struct cli_http_client *c, const char *method, const char *
 		     const void *body, size_t body_len, uint64_t timeout_ms,
 		     struct cli_http_response *ret);
 
+/* Like cli_http_request() with a Content-Type for @body (NULL =
+ * application/octet-stream) and an Accept header (NULL = none); both
+ * borrowed, each under 240 bytes. */
+int cli_http_request_typed(struct cli_http_client *c, const char *method, const char *path,
+			   const char *content_type, const char *accept, const void *body,
+			   size_t body_len, uint64_t timeout_ms, struct cli_http_response *ret);
+
 /* Called with each complete line of a streamed 2xx body (borrowed, without
  * the newline, NUL-terminated). Return 0 to go on, non-zero to stop the
  * stream; that value is returned by cli_http_stream. */
