@@ -9,10 +9,9 @@ import signal
 import subprocess
 import time
 
-from capstantest import test, main
+from capstantest import test, main, require_kubectl, KUBECTL
 from cluster import Cluster
 
-KUBECTL = "/usr/bin/kubectl"
 
 POD = """apiVersion: v1
 kind: Pod
@@ -66,6 +65,7 @@ def table(out):
 
 @test(timeout=180)
 def get_namespaces(ctx):
+    require_kubectl()
     c = start(ctx)
     k = Kubectl(ctx, c.seed)
     # The leader creates the default namespaces once it leads.
@@ -88,6 +88,7 @@ def get_namespaces(ctx):
 
 @test(timeout=180)
 def pod_create_get_delete(ctx):
+    require_kubectl()
     c = start(ctx)
     k = Kubectl(ctx, c.seed)
     ctx.wait_for("default namespace", lambda: k.run("get", "ns", "default", check=False)
@@ -140,6 +141,7 @@ def pod_create_get_delete(ctx):
 
 @test(timeout=180)
 def watch_sees_events(ctx):
+    require_kubectl()
     c = start(ctx)
     k = Kubectl(ctx, c.seed)
     ctx.wait_for("default namespace", lambda: k.run("get", "ns", "default", check=False)
@@ -176,6 +178,7 @@ data:
 
 @test(timeout=180)
 def apply_label_replace_finalizers(ctx):
+    require_kubectl()
     c = start(ctx)
     k = Kubectl(ctx, c.seed)
     ctx.wait_for("default namespace", lambda: k.run("get", "ns", "default", check=False)
@@ -239,6 +242,7 @@ def apply_label_replace_finalizers(ctx):
 
 @test(timeout=300)
 def writes_through_a_follower(ctx):
+    require_kubectl()
     c = start(ctx, 3)
     leader = c.leader()
     follower = [m for m in c.masters if m is not leader][0]

@@ -10,10 +10,9 @@ import os
 import threading
 import time
 
-from capstantest import test, main, program, free_port
+from capstantest import test, main, program, free_port, have_kubectl, KUBECTL
 from cluster import Cluster, Master, value_of
 
-KUBECTL = "/usr/bin/kubectl"
 PREFIX = "/snaptest/load"
 
 
@@ -180,11 +179,14 @@ def save_under_load_restore_into_new_cluster(ctx):
         r = r1.request("GET", "/api/v1/namespaces/default/configmaps/" + name)
         assert r.status == 200, (name, r)
         assert r.json()["data"] == {"k": value}, r.json()
-    r = ctx.run([KUBECTL, "--kubeconfig", os.path.join(r1.data, "admin.kubeconfig"),
-                 "--cache-dir", ctx.path("kube-cache"), "--request-timeout", "30s",
-                 "get", "configmaps", "-o", "name"], env={"HOME": ctx.dir}, timeout=60)
-    got = set(r.stdout.split())
-    assert {"configmap/" + n for n in cms} <= got, r.stdout
+    if have_kubectl():
+        r = ctx.run([KUBECTL, "--kubeconfig", os.path.join(r1.data, "admin.kubeconfig"),
+                     "--cache-dir", ctx.path("kube-cache"), "--request-timeout", "30s",
+                     "get", "configmaps", "-o", "name"], env={"HOME": ctx.dir}, timeout=60)
+        got = set(r.stdout.split())
+        assert {"configmap/" + n for n in cms} <= got, r.stdout
+    else:
+        ctx.note("kubectl not installed: listed the configmaps over the API only")
 
     # A restart does not restore again.
     r1.kill(15)

@@ -61,6 +61,25 @@ class TestTimeout(Exception):
     pass
 
 
+class Skip(Exception):
+    """Raised by a test that cannot run here; reported as a TAP skip."""
+
+
+# The real kubectl: every machine of this project's kind has it, but a bare
+# Debian chroot does not, and it comes from no Debian package.
+KUBECTL = "/usr/bin/kubectl"
+
+
+def have_kubectl():
+    return os.access(KUBECTL, os.X_OK)
+
+
+def require_kubectl():
+    """Skips the calling test when the real kubectl is not installed."""
+    if not have_kubectl():
+        raise Skip("%s is not installed" % KUBECTL)
+
+
 class Proc:
     def __init__(self, name, popen, log_path):
         self.name = name
@@ -188,9 +207,12 @@ def run():
         signal.signal(signal.SIGALRM, _alarm)
         signal.alarm(timeout)
         err = None
+        skipped = None
         start = time.monotonic()
         try:
             fn(ctx)
+        except Skip as ex:
+            skipped = str(ex)
         except BaseException as ex:  # includes the timeout
             err = traceback.format_exc()
             if isinstance(ex, KeyboardInterrupt):
@@ -204,7 +226,10 @@ def run():
         if findings and err is None:
             err = "\n".join(findings)
         took = time.monotonic() - start
-        if err is None:
+        if err is None and skipped is not None:
+            print("ok %d - %s # SKIP %s" % (i, name, skipped), flush=True)
+            shutil.rmtree(ctx.dir, ignore_errors=True)
+        elif err is None:
             print("ok %d - %s (%.1fs)" % (i, name, took), flush=True)
             for n in ctx.notes:
                 print("# %s" % n)
