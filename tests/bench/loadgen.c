@@ -26,6 +26,17 @@
  *   etcd     gRPC etcdserverpb.KV/Put over h2c; success = HTTP 200 and
  *            grpc-status 0 (in the trailers, or in the headers of a
  *            trailers-only answer).
+ *   post     POST URL PATH with a JSON body read from --body FILE, where
+ *            every "@N@" becomes the request's number (so that, say,
+ *            metadata.name is new each time); success = 2xx.
+ *   get      GET URL PATH (with --accept); success = 2xx; the summary
+ *            adds the bytes received.
+ *   watch    CONCURRENCY long GETs of URL PATH (a ?watch=true URL), all
+ *            opened at once and held for --duration. Prints "ready N"
+ *            once all of them answered 200 (capstan sends the headers
+ *            with the first event), and for each ADDED event
+ *            "w WATCHER SECONDS NAME" (CLOCK_MONOTONIC, metadata.name).
+ *            Over https they are HTTP/2 streams; over http, HTTP/1.1.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -41,7 +52,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-enum target { TARGET_CAPSTAN, TARGET_ETCD };
+enum target { TARGET_CAPSTAN, TARGET_ETCD, TARGET_POST, TARGET_GET, TARGET_WATCH };
 
 #define MAX_URLS 16
 #define SNIPPET 200
@@ -67,6 +78,10 @@ struct opts {
 	double timeout;
 	bool trace;
 	bool verbose;
+	const char *path;
+	const char *accept;
+	char *body_tmpl; /* --body file contents */
+	size_t body_tmpl_len;
 };
 
 struct slot {
@@ -84,6 +99,12 @@ struct slot {
 	unsigned char body[64 + 65536];
 	size_t body_len;
 	char errbuf[CURL_ERROR_SIZE];
+	uint64_t rx_bytes;
+	/* watch: the start of the current event line */
+	char line[2048];
+	size_t line_len;
+	bool answered;
+	unsigned index;
 };
 
 struct url_state {
@@ -111,10 +132,15 @@ static double now(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: loadgen --target capstan|etcd --url URL [--url URL]... [OPTION]...\n"
-		"Sends writes over HTTP/2 and prints a JSON summary.\n"
+		"Usage: loadgen --target capstan|etcd|post|get|watch --url URL [--url URL]... [OPTION]...\n"
+		"Sends requests over HTTP/2 and prints a JSON summary.\n"
 		"\n"
-		"  -t, --target T        capstan (PUT on the store) or etcd (gRPC KV/Put)\n"
+		"  -t, --target T        capstan (PUT on the store), etcd (gRPC KV/Put),\n"
+		"                        post (POST PATH, --body), get (GET PATH) or\n"
+		"                        watch (CONCURRENCY watches of PATH for --duration)\n"
+		"      --path P          request path for post, get and watch\n"
+		"      --body FILE       JSON body for post; \"@N@\" becomes the request number\n"
+		"      --accept A        Accept header for get and watch\n"
 		"  -u, --url URL         server base URL; repeat to spread requests round-robin\n"
 		"  -c, --concurrency N   requests in flight (default 1)\n"
 		"  -d, --duration SEC    measure for SEC seconds after the warm-up\n"
@@ -133,9 +159,32 @@ static void usage(FILE *f)
 		"  -h, --help\n");
 }
 
+/* Reads a whole file (up to 64 KiB) into a new NUL-terminated buffer. */
+static int read_file(const char *path, char **ret_buf, size_t *ret_len)
+{
+	FILE *f = fopen(path, "rbe");
+	char *buf;
+	size_t n;
+
+	if (!f)
+		return -errno;
+	buf = malloc(65536 + 1);
+	if (!buf) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	n = fread(buf, 1, 65536, f);
+	fclose(f);
+	buf[n] = '\0';
+	*ret_buf = buf;
+	*ret_len = n;
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_START = 256, O_CACERT, O_CERT, O_KEY, O_TOKEN, O_TIMEOUT, O_TRACE };
+	enum { O_START = 256, O_CACERT, O_CERT, O_KEY, O_TOKEN, O_TIMEOUT, O_TRACE,
+	       O_PATH, O_BODY, O_ACCEPT };
 	static const struct option options[] = {
 		{"target", required_argument, NULL, 't'},
 		{"url", required_argument, NULL, 'u'},
@@ -154,6 +203,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{"rate", required_argument, NULL, 'r'},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"trace", no_argument, NULL, O_TRACE},
+		{"path", required_argument, NULL, O_PATH},
+		{"body", required_argument, NULL, O_BODY},
+		{"accept", required_argument, NULL, O_ACCEPT},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -173,6 +225,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				o->target = TARGET_CAPSTAN;
 			else if (strcmp(optarg, "etcd") == 0)
 				o->target = TARGET_ETCD;
+			else if (strcmp(optarg, "post") == 0)
+				o->target = TARGET_POST;
+			else if (strcmp(optarg, "get") == 0)
+				o->target = TARGET_GET;
+			else if (strcmp(optarg, "watch") == 0)
+				o->target = TARGET_WATCH;
 			else
 				goto bad;
 			break;
@@ -226,6 +284,18 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_TRACE:
 			o->trace = true;
 			break;
+		case O_PATH:
+			o->path = optarg;
+			break;
+		case O_BODY:
+			if (read_file(optarg, &o->body_tmpl, &o->body_tmpl_len) != 0) {
+				fprintf(stderr, "loadgen: cannot read %s\n", optarg);
+				goto bad;
+			}
+			break;
+		case O_ACCEPT:
+			o->accept = optarg;
+			break;
 		case 'v':
 			o->verbose = true;
 			break;
@@ -239,6 +309,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	if (optind != argc || o->n_urls == 0 || o->concurrency == 0 ||
 	    (o->duration <= 0 && o->requests == 0) || o->size > 65536 ||
 	    o->timeout <= 0)
+		goto bad;
+	if ((o->target == TARGET_POST || o->target == TARGET_GET ||
+	     o->target == TARGET_WATCH) && !o->path)
+		goto bad;
+	if (o->target == TARGET_POST && !o->body_tmpl)
+		goto bad;
+	if (o->target == TARGET_WATCH && o->duration <= 0)
 		goto bad;
 	return 0;
 bad:
@@ -297,6 +374,42 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	memcpy(s->snippet + s->snippet_len, ptr, take);
 	s->snippet_len += take;
 	s->snippet[s->snippet_len] = '\0';
+	s->rx_bytes += n;
+	return n;
+}
+
+/* An event line of a watch: report ADDED with the object's name. */
+static void watch_line(struct slot *s, double t)
+{
+	const char *name;
+	size_t len;
+
+	if (!strstr(s->line, "\"type\":\"ADDED\""))
+		return;
+	name = strstr(s->line, "\"name\":\"");
+	if (!name)
+		return;
+	name += 8;
+	len = strcspn(name, "\"");
+	printf("w %u %.6f %.*s\n", s->index, t, (int)len, name);
+}
+
+static size_t watch_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct slot *s = userdata;
+	size_t n = size * nmemb, i;
+	double t = now();
+
+	s->rx_bytes += n;
+	for (i = 0; i < n; i++) {
+		if (ptr[i] == '\n') {
+			s->line[s->line_len] = '\0';
+			watch_line(s, t);
+			s->line_len = 0;
+		} else if (s->line_len < sizeof(s->line) - 1) {
+			s->line[s->line_len++] = ptr[i];
+		}
+	}
 	return n;
 }
 
@@ -306,6 +419,12 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 	struct slot *s = userdata;
 	size_t n = size * nitems;
 	static const char status[] = "grpc-status:";
+
+	if (n >= 12 && strncmp(buf, "HTTP/", 5) == 0) {
+		const char *sp = memchr(buf, ' ', n);
+		if (sp && strtol(sp + 1, NULL, 10) == 200)
+			s->answered = true;
+	}
 	static const char message[] = "grpc-message:";
 
 	if (n > sizeof(status) - 1 && strncasecmp(buf, status, sizeof(status) - 1) == 0) {
@@ -331,14 +450,24 @@ static struct curl_slist *make_headers(const struct opts *o)
 		h = curl_slist_append(h, "Content-Type: application/grpc");
 		h = curl_slist_append(h, "TE: trailers");
 	} else {
-		h = curl_slist_append(h, "Content-Type: application/octet-stream");
+		if (o->target == TARGET_POST)
+			h = curl_slist_append(h, "Content-Type: application/json");
+		else if (o->target == TARGET_CAPSTAN)
+			h = curl_slist_append(h, "Content-Type: application/octet-stream");
 		if (o->token) {
 			snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
 			h = curl_slist_append(h, auth);
 		}
 	}
 	h = curl_slist_append(h, "Expect:");
-	h = curl_slist_append(h, "Accept:");
+	if (o->accept) {
+		snprintf(auth, sizeof(auth), "Accept: %s", o->accept);
+		h = curl_slist_append(h, auth);
+	} else if (o->target == TARGET_POST) {
+		h = curl_slist_append(h, "Accept: application/json");
+	} else {
+		h = curl_slist_append(h, "Accept:");
+	}
 	return h;
 }
 
@@ -351,7 +480,8 @@ static int setup_slot(const struct opts *o, struct slot *s, struct curl_slist *h
 	s->easy = e;
 	curl_easy_setopt(e, CURLOPT_PRIVATE, s);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION,
+			 o->target == TARGET_WATCH ? watch_write_cb : write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
@@ -359,9 +489,13 @@ static int setup_slot(const struct opts *o, struct slot *s, struct curl_slist *h
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(o->timeout * 1000));
-	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
-			 o->target == TARGET_ETCD ? "POST" : "PUT");
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+			 o->target == TARGET_WATCH ? 0L : (long)(o->timeout * 1000));
+	if (o->target == TARGET_GET || o->target == TARGET_WATCH)
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	else
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+				 o->target == TARGET_CAPSTAN ? "PUT" : "POST");
 	if (o->cacert)
 		curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert);
 	if (o->cert)
@@ -371,6 +505,32 @@ static int setup_slot(const struct opts *o, struct slot *s, struct curl_slist *h
 	if (o->verbose)
 		curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
 	return 0;
+}
+
+/* The --body template with every "@N@" replaced by n. */
+static size_t expand_body(const struct opts *o, uint64_t n, unsigned char *out, size_t cap)
+{
+	const char *p = o->body_tmpl, *end = o->body_tmpl + o->body_tmpl_len, *m;
+	size_t len = 0;
+	char num[32];
+	int nlen = snprintf(num, sizeof(num), "%" PRIu64, n);
+
+	while (p < end) {
+		size_t chunk;
+
+		m = strstr(p, "@N@");
+		chunk = m ? (size_t)(m - p) : (size_t)(end - p);
+		if (len + chunk + (size_t)nlen >= cap)
+			break;
+		memcpy(out + len, p, chunk);
+		len += chunk;
+		if (!m)
+			break;
+		memcpy(out + len, num, (size_t)nlen);
+		len += (size_t)nlen;
+		p = m + 3;
+	}
+	return len;
 }
 
 static void start_request(const struct opts *o, struct slot *s, CURLM *multi,
@@ -395,6 +555,12 @@ static void start_request(const struct opts *o, struct slot *s, CURLM *multi,
 		snprintf(s->url, sizeof(s->url), "%s/etcdserverpb.KV/Put", base);
 		s->body_len = encode_etcd_put(s->body, key, (size_t)klen, o->size,
 					      (unsigned char)('a' + n % 26));
+	} else if (o->target == TARGET_POST) {
+		snprintf(s->url, sizeof(s->url), "%s%s", base, o->path);
+		s->body_len = expand_body(o, n, s->body, sizeof(s->body));
+	} else if (o->target == TARGET_GET) {
+		snprintf(s->url, sizeof(s->url), "%s%s", base, o->path);
+		s->body_len = 0;
 	} else {
 		snprintf(s->url, sizeof(s->url), "%s/capstan/v1/store/%s/%" PRIu64,
 			 base, o->prefix, n);
@@ -413,11 +579,15 @@ static void start_request(const struct opts *o, struct slot *s, CURLM *multi,
 		u->priming = true;
 	curl_easy_setopt(s->easy, CURLOPT_HTTP_VERSION, version);
 	curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, s->primer ? 1L : 0L);
-	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long)s->body_len);
-	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
+	if (o->target != TARGET_GET) {
+		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long)s->body_len);
+		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
+	}
 	s->t_start = now();
 	curl_multi_add_handle(multi, s->easy);
 }
+
+static uint64_t rx_total;
 
 static void record(struct stats *st, double lat)
 {
@@ -510,6 +680,80 @@ static double cpu_seconds(void)
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/*
+ * Opens every watch at once and keeps them for the duration, printing
+ * "ready N" when all (or, at the end, some) have answered 200.
+ */
+static int run_watch(const struct opts *o, CURLM *multi, struct slot *slots)
+{
+	double end, ready_by;
+	unsigned i, ready = 0, ended = 0;
+	bool told = false;
+	long connects = 0;
+
+	for (i = 0; i < o->concurrency; i++) {
+		struct slot *s = &slots[i];
+		bool tls = strncmp(o->urls[i % o->n_urls], "https:", 6) == 0;
+
+		s->index = i;
+		s->busy = true;
+		snprintf(s->url, sizeof(s->url), "%s%s", o->urls[i % o->n_urls], o->path);
+		curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
+		curl_easy_setopt(s->easy, CURLOPT_HTTP_VERSION,
+				 tls ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+		s->t_start = now();
+		curl_multi_add_handle(multi, s->easy);
+	}
+	/* h2o sends the answer's headers with the first event only, so
+	 * "ready" may come late: the duration counts from the start. */
+	ready_by = now() + o->duration;
+	end = now() + o->duration;
+	for (;;) {
+		CURLMsg *msg;
+		int running, left;
+		double t = now();
+
+		if (t >= end)
+			break;
+		curl_multi_perform(multi, &running);
+		while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+			struct slot *s;
+			long status = 0;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+			curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+			if (ended++ < MAX_REPORTED_ERRORS)
+				fprintf(stderr, "loadgen: watch %u ended: curl %d HTTP %ld %s %s\n",
+					s->index, (int)msg->data.result, status, s->errbuf,
+					s->line_len ? s->line : "");
+			curl_multi_remove_handle(multi, s->easy);
+			s->busy = false;
+		}
+		if (!told) {
+			ready = 0;
+			for (i = 0; i < o->concurrency; i++)
+				ready += slots[i].answered && slots[i].busy;
+			if (ready == o->concurrency || t >= ready_by) {
+				told = true;
+				printf("ready %u\n", ready);
+			}
+		}
+		fflush(stdout);
+		curl_multi_poll(multi, NULL, 0, 50, NULL);
+	}
+	for (i = 0; i < o->concurrency; i++) {
+		long nc = 0;
+		curl_easy_getinfo(slots[i].easy, CURLINFO_NUM_CONNECTS, &nc);
+		connects += nc;
+	}
+	printf("{\"watchers\": %u, \"ready\": %u, \"ended\": %u, \"connections\": %ld}\n",
+	       o->concurrency, ready, ended, connects);
+	fflush(stdout);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -540,6 +784,10 @@ int main(int argc, char **argv)
 		if (setup_slot(&o, &slots[i], headers) != 0)
 			goto out;
 
+	if (o.target == TARGET_WATCH) {
+		rv = run_watch(&o, multi, slots);
+		goto out;
+	}
 	t0 = now();
 	warm_end = t0 + o.warmup;
 	end = o.duration > 0 ? warm_end + o.duration : INFINITY;
@@ -611,6 +859,9 @@ int main(int argc, char **argv)
 			} else if (connection_lost(msg->data.result)) {
 				urls[s->url_i].primed = false;
 			}
+			if (ok && s->measured)
+				rx_total += s->rx_bytes;
+			s->rx_bytes = 0;
 			curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &nc);
 			st.connects += nc;
 			if (o.trace)
@@ -670,13 +921,13 @@ int main(int argc, char **argv)
 		       ", \"seconds\": %.3f, \"rate\": %.1f, \"p50_ms\": %.3f"
 		       ", \"p90_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f"
 		       ", \"concurrency\": %u, \"connections\": %ld"
-		       ", \"cpu_s\": %.3f, \"cpu_pct\": %.1f}\n",
+		       ", \"cpu_s\": %.3f, \"cpu_pct\": %.1f, \"rx_bytes\": %" PRIu64 "}\n",
 		       total, st.errors, secs, (double)st.n_lat / secs,
 		       percentile_ms(st.lat, st.n_lat, 0.50),
 		       percentile_ms(st.lat, st.n_lat, 0.90),
 		       percentile_ms(st.lat, st.n_lat, 0.99),
 		       st.n_lat ? st.lat[st.n_lat - 1] * 1000.0 : 0.0, o.concurrency,
-		       st.connects, cpu_window, 100.0 * cpu_window / secs);
+		       st.connects, cpu_window, 100.0 * cpu_window / secs, rx_total);
 		fflush(stdout);
 	}
 	rv = 0;
