@@ -1,7 +1,9 @@
 /* Routing of the Kubernetes REST API and the helpers its verbs share:
  * paths to kinds and store keys, Status errors with details, encoding of
  * stored objects with their resourceVersion, content negotiation,
- * selectors, and the leadership hook that creates default namespaces.
+ * selectors, the Scale view of a stored object, and the leadership hook
+ * that creates the default namespaces and the `kubernetes` Service and
+ * keeps the Service allocators of the term.
  *
  * Paths (Kubernetes' REST layout):
  *   /api/v1/PLURAL[/NAME[/SUB]]                         cluster-scoped, or
@@ -17,8 +19,11 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/random.h>
 
 #include "http/kapi.h"
+#include "src/api/selector.h"
+#include "src/api/validate.h"
 #include "src/lib/log.h"
 
 /* ------------------------------------------------------------ errors */
@@ -211,6 +216,42 @@ json_t *kapi__tree(const void *mp, size_t len, uint64_t rv)
 	return t;
 }
 
+json_t *kapi__scale_tree(const struct kapi_target *t, const void *mp, size_t len, uint64_t rv)
+{
+	static const char *const keep[] = {"name", "namespace", "uid", "resourceVersion",
+					   "creationTimestamp", NULL};
+	json_t *obj = kapi__tree(mp, len, rv), *meta, *m, *sc, *v;
+	struct api_selector *sel = NULL;
+	char *sel_s = NULL;
+	size_t i;
+
+	(void)t;
+	if (obj == NULL)
+		return NULL;
+	meta = json_object_get(obj, "metadata");
+	m = json_object();
+	for (i = 0; keep[i] != NULL; i++)
+		if ((v = json_object_get(meta, keep[i])) != NULL)
+			json_object_set(m, keep[i], v);
+	sc = json_pack("{s:s, s:s, s:o, s:{s:I}, s:{s:I}}", "kind", "Scale", "apiVersion",
+		       "autoscaling/v1", "metadata", m, "spec", "replicas",
+		       (json_int_t)json_integer_value(api_json_path(obj, "spec.replicas")), "status",
+		       "replicas",
+		       (json_int_t)json_integer_value(api_json_path(obj, "status.replicas")));
+	/* status.selector: the label selector as a query string (for HPA). */
+	if (sc != NULL && api_selector_from_json(api_json_path(obj, "spec.selector"), &sel, NULL,
+						 0) == 0) {
+		sel_s = api_selector_string(sel);
+		if (sel_s != NULL && sel_s[0] != '\0')
+			json_object_set_new(json_object_get(sc, "status"), "selector",
+					    json_string(sel_s));
+	}
+	free(sel_s);
+	api_selector_free(sel);
+	json_decref(obj);
+	return sc;
+}
+
 /* ------------------------------------------------------------ negotiation */
 
 static h2o_iovec_t accept_of(h2o_req_t *req)
@@ -266,6 +307,16 @@ void kapi__send_stored(struct http_request *hr, const struct kapi_target *t, int
 	json_t *obj, *arr, *tab;
 	char rvs[24];
 
+	if (t->sub != NULL && strcmp(t->sub->name, "scale") == 0) {
+		obj = kapi__scale_tree(t, mp, len, rv);
+		if (obj == NULL) {
+			http_send_status(req, 500, NULL, "cannot decode the stored object");
+			return;
+		}
+		kapi__send_tree(req, code, obj);
+		json_decref(obj);
+		return;
+	}
 	if (f == KAPI_JSON) {
 		if (kapi__encode_json(mp, len, rv, &b) != 0) {
 			buf_free(&b);
@@ -506,6 +557,10 @@ static void resources(struct http_request *hr, const char *group, const char *ve
 	if (http__method_is(req, "GET") || http__method_is(req, "HEAD")) {
 		if (!watch_requested(hr, &watch))
 			return;
+		if (t->sub != NULL && strcmp(t->sub->name, "scale") == 0 && !watch) {
+			kapi__get(hr, t); /* kapi__send_stored answers the Scale */
+			return;
+		}
 		if (t->sub != NULL && strcmp(t->sub->name, "status") != 0) {
 			http_send_status(req, 405, NULL, "the %s subresource is not served yet",
 					 t->sub->name);
@@ -520,6 +575,11 @@ static void resources(struct http_request *hr, const char *group, const char *ve
 		} else if (verb_allowed(hr, t->kind, API_VERB_LIST)) {
 			kapi__list(hr, t);
 		}
+		return;
+	}
+	if (t->sub != NULL && strcmp(t->sub->name, "scale") == 0 &&
+	    (http__method_is(req, "PUT") || http__method_is(req, "PATCH"))) {
+		kapi__write_scale(hr, t);
 		return;
 	}
 	if (t->sub != NULL && strcmp(t->sub->name, "status") != 0) {
@@ -610,6 +670,10 @@ void http__kapi(struct http_request *hr)
 		resources(hr, segs[1], segs[2], segs + 3, n - 3);
 		return;
 	}
+	if (strcmp(segs[0], "openapi") == 0 && n == 2 && strcmp(segs[1], "v2") == 0) {
+		kapi__openapi_v2(hr);
+		return;
+	}
 	if (strcmp(segs[0], "openapi") == 0 && n >= 2 && strcmp(segs[1], "v3") == 0) {
 		if (n == 2)
 			kapi__openapi(hr, NULL, NULL);
@@ -627,21 +691,132 @@ void http__kapi(struct http_request *hr)
 /* ------------------------------------------------------------ leadership */
 
 /* The replica has no way to unsubscribe and outlives the server, so the
- * subscription's data is a static slot that the server clears at close. */
+ * subscription's data is a static slot that the server clears at close.
+ * The slot also holds the Service allocators of the current leader term:
+ * built from the stored Services when leadership starts, dropped when it
+ * ends (nothing of them is persisted; the store is the truth). */
 #define KAPI_SLOTS 64
 static struct kapi_slot {
 	struct http_server *server;
 	struct replica *replica;
+	struct api_alloc alloc;
+	bool alloc_ok;
+	uint64_t gen;        /* term of the allocators, 0 = none */
+	uint64_t rand_state; /* SplitMix64 */
+	struct api_alloc_rand rnd;
 } slots[KAPI_SLOTS];
 static size_t n_slots;
+static uint64_t alloc_gens;
+
+static struct kapi_slot *slot_of(const struct http_server *s)
+{
+	size_t i;
+
+	for (i = 0; i < n_slots; i++)
+		if (slots[i].server == s)
+			return &slots[i];
+	return NULL;
+}
+
+static void alloc_drop(struct kapi_slot *slot)
+{
+	if (slot->alloc_ok)
+		api_alloc_close(&slot->alloc);
+	slot->alloc_ok = false;
+	slot->gen = 0;
+}
+
+/* The port of the server's own API URL (the kubernetes Service's
+ * targetPort). */
+static int api_port(const struct http_server *s)
+{
+	const char *u = s->self_url, *c;
+	long p;
+
+	if (u == NULL || (c = strrchr(u, ':')) == NULL)
+		return 6443;
+	p = strtol(c + 1, NULL, 10);
+	return p > 0 && p < 65536 ? (int)p : 6443;
+}
+
+/* Builds the allocators from the stored Services. */
+static void alloc_build(struct kapi_slot *slot)
+{
+	static const char prefix[] = "/registry/services/";
+	struct store *st = replica_store(slot->replica);
+	struct store_iter iter;
+	struct store_kv kv;
+	const char *detail = NULL;
+	json_t *svc;
+	int rv;
+
+	alloc_drop(slot);
+	rv = api_alloc_init(&slot->alloc, NULL, NULL, &detail);
+	if (rv != 0) {
+		log_warn("http: cannot start the service allocators: %s",
+			 detail != NULL ? detail : strerror(-rv));
+		return;
+	}
+	if (getrandom(&slot->rand_state, sizeof(slot->rand_state), 0) !=
+	    (ssize_t)sizeof(slot->rand_state))
+		slot->rand_state = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)slot;
+	slot->rnd.next = api_alloc_splitmix64;
+	slot->rnd.data = &slot->rand_state;
+	store_iter_seek(st, &iter, prefix, sizeof(prefix) - 1);
+	while (store_iter_next(&iter, &kv)) {
+		if (kv.key_len < sizeof(prefix) - 1 || memcmp(kv.key, prefix, sizeof(prefix) - 1) != 0)
+			break;
+		svc = kapi__tree(kv.val, kv.val_len, 0);
+		if (svc == NULL)
+			continue;
+		api_alloc_mark_service(&slot->alloc, svc);
+		json_decref(svc);
+	}
+	slot->alloc_ok = true;
+	slot->gen = ++alloc_gens;
+}
+
+static void lead(struct kapi_slot *slot)
+{
+	kapi__bootstrap_namespaces(slot->replica);
+	alloc_build(slot);
+	if (slot->alloc_ok)
+		kapi__bootstrap_kubernetes_service(slot->replica, &slot->alloc, &slot->rnd,
+						   api_port(slot->server));
+}
 
 static void leadership_cb(void *data, bool leading)
 {
 	struct kapi_slot *slot = data;
 
-	if (!leading || slot->server == NULL || !http__server_running(slot->server))
+	if (!leading) {
+		alloc_drop(slot);
 		return;
-	kapi__bootstrap_namespaces(slot->replica);
+	}
+	if (slot->server == NULL || !http__server_running(slot->server))
+		return;
+	lead(slot);
+}
+
+struct api_alloc *kapi__alloc(struct http_server *s, const struct api_alloc_rand **ret_rnd,
+			      uint64_t *ret_gen)
+{
+	struct kapi_slot *slot = slot_of(s);
+
+	if (slot == NULL || !slot->alloc_ok)
+		return NULL;
+	*ret_rnd = &slot->rnd;
+	*ret_gen = slot->gen;
+	return &slot->alloc;
+}
+
+struct api_alloc *kapi__alloc_at(struct http_server *s, uint64_t gen)
+{
+	struct kapi_slot *slot = slot_of(s);
+
+	if (slot == NULL || !slot->alloc_ok || gen == 0 || slot->gen != gen)
+		return NULL;
+	return &slot->alloc;
 }
 
 int http__kapi_start(struct http_server *s)
@@ -661,7 +836,7 @@ int http__kapi_start(struct http_server *s)
 	slot->server = s;
 	slot->replica = s->replica;
 	if (replica_is_ready_leader(s->replica))
-		kapi__bootstrap_namespaces(s->replica);
+		lead(slot);
 	return 0;
 }
 
@@ -672,7 +847,9 @@ void http__kapi_close(struct http_server *s)
 	size_t i;
 
 	for (i = 0; i < n_slots; i++)
-		if (slots[i].server == s)
+		if (slots[i].server == s) {
+			alloc_drop(&slots[i]);
 			slots[i].server = NULL;
+		}
 	kapi__watch_close_all(s);
 }

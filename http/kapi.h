@@ -19,6 +19,7 @@
 
 #include "src/lib/codec.h"
 #include "http/internal.h"
+#include "src/api/alloc.h"
 #include "src/api/registry.h"
 
 /* ------------------------------------------------------------ entry points */
@@ -127,7 +128,35 @@ void kapi__discovery(struct http_request *hr, bool legacy, const char *group,
  * /openapi/v3/api/v1 ("", "v1"), /openapi/v3/apis/G/V. */
 void kapi__openapi(struct http_request *hr, const char *group, const char *version);
 
+/* GET /openapi/v2: gnostic protobuf when Accept names it (kubectl 1.27 and
+ * 1.28), JSON otherwise. Built once and kept. */
+void kapi__openapi_v2(struct http_request *hr);
+
 /* Creates the default namespaces (leader; kapi_write.c). */
 void kapi__bootstrap_namespaces(struct replica *r);
+
+/* Creates the `kubernetes` Service of namespace default (create-only)
+ * with the first address of @a's range, port 443 "https" -> @port; marks
+ * the address in @a (borrowed). Leader; kapi_write.c. */
+void kapi__bootstrap_kubernetes_service(struct replica *r, struct api_alloc *a,
+					const struct api_alloc_rand *rnd, int port);
+
+/* The Service allocators of this server's current leader term (kapi.c):
+ * one long-lived set per term, built from the stored Services when
+ * leadership starts. NULL when the replica does not lead (yet). *@ret_gen
+ * names the term for kapi__alloc_at; *@ret_rnd is the term's random
+ * source. Borrowed: valid until the loop runs again. */
+struct api_alloc *kapi__alloc(struct http_server *s, const struct api_alloc_rand **ret_rnd,
+			      uint64_t *ret_gen);
+/* The allocators if term @gen still runs, else NULL (claims of an ended
+ * term ended with it): for releases after a write completes. */
+struct api_alloc *kapi__alloc_at(struct http_server *s, uint64_t gen);
+
+/* The scale subresource: the autoscaling/v1 Scale of the stored object
+ * @mp at resourceVersion @rv (kapi.c; NULL on malformed input or OOM).
+ * kapi__send_stored answers it for a target whose sub is "scale". */
+json_t *kapi__scale_tree(const struct kapi_target *t, const void *mp, size_t len, uint64_t rv);
+/* PUT/PATCH of .../scale: sets spec.replicas of the parent (kapi_write.c). */
+void kapi__write_scale(struct http_request *hr, struct kapi_target *t);
 
 #endif

@@ -18,7 +18,18 @@
  * spec.finalizers becomes Terminating (the namespace controller, later,
  * empties and finalizes it). A pod bound to a node is deleted gracefully
  * (deletionTimestamp + grace period) for its node agent to confirm with
- * gracePeriodSeconds=0.
+ * gracePeriodSeconds=0. propagationPolicy Orphan and Foreground add the
+ * "orphan" / "foregroundDeletion" finalizer (so deletion is marked), for
+ * the garbage collector to finish; Background deletes at once.
+ *
+ * Services: the leader claims ClusterIPs and NodePorts from the term's
+ * allocators (kapi__alloc) before proposing, so concurrent creates never
+ * share an address; claims are undone when the write is certainly not
+ * done and freed when a delete commits (an unknown outcome keeps them
+ * until the next term rebuilds the allocators from the store).
+ *
+ * .../scale (Deployment, ReplicaSet, StatefulSet) reads and writes
+ * spec.replicas of the parent through an autoscaling/v1 Scale.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -53,12 +64,47 @@ struct write_op {
 	size_t mp_len;
 	uint64_t old_rev;      /* W_DELETE: the object's last revision */
 	char uid[40];
+	/* A Service write: its allocations (kapi__alloc), held here so that
+	 * they are released when the write is certainly not done (claims of
+	 * a create or update) or when a delete commits. */
+	struct http_server *server;
+	json_t *svc_new; /* the Service written (or deleted) */
+	json_t *svc_old; /* update: the stored one, whose claims come back */
+	uint64_t alloc_gen;
+	bool claimed;
+};
+
+/* The Service claims of one write (propose). */
+struct svc_claims {
+	json_t *svc_new, *svc_old; /* borrowed */
+	uint64_t gen;
+	bool claimed; /* this write claimed (create, update) */
 };
 
 /* ------------------------------------------------------------ helpers */
 
+static bool is_service(const struct api_kind *k)
+{
+	return k->group[0] == '\0' && strcmp(k->kind, "Service") == 0;
+}
+
+/* Undoes the claims of a Service write that was certainly not done. */
+static void svc_unclaim(struct http_server *s, const struct svc_claims *c)
+{
+	struct api_alloc *a;
+
+	if (c == NULL || !c->claimed || c->svc_new == NULL ||
+	    (a = kapi__alloc_at(s, c->gen)) == NULL)
+		return;
+	api_alloc_release_service(a, c->svc_new);
+	if (c->svc_old != NULL)
+		api_alloc_mark_service(a, c->svc_old);
+}
+
 static void write_op_free(struct write_op *w)
 {
+	json_decref(w->svc_new);
+	json_decref(w->svc_old);
 	free(w->name);
 	free(w->mp);
 	http__op_free(&w->op);
@@ -356,7 +402,8 @@ static void apply_cb(struct replica_apply *a, int status, const struct store_res
  * all cases. */
 static void propose(struct http_request *hr, struct kapi_target *t, enum write_kind wk,
 		    int code, const char *key, size_t key_len, const char *name, void *mp,
-		    size_t mp_len, enum store_cond cond, uint64_t mod_rev, const char *status_uid)
+		    size_t mp_len, enum store_cond cond, uint64_t mod_rev, const char *status_uid,
+		    const struct svc_claims *c)
 {
 	struct store_cmd cmd = {0};
 	struct write_op *w;
@@ -364,8 +411,16 @@ static void propose(struct http_request *hr, struct kapi_target *t, enum write_k
 
 	w = http__op_new(hr, sizeof(*w));
 	if (w == NULL) {
+		svc_unclaim(hr->server, c);
 		free(mp);
 		return;
+	}
+	w->server = hr->server;
+	if (c != NULL && c->svc_new != NULL) {
+		w->svc_new = json_incref(c->svc_new);
+		w->svc_old = json_incref(c->svc_old);
+		w->alloc_gen = c->gen;
+		w->claimed = c->claimed;
 	}
 	w->t = t;
 	w->wk = wk;
@@ -379,6 +434,7 @@ static void propose(struct http_request *hr, struct kapi_target *t, enum write_k
 	}
 	w->name = strdup(name);
 	if (w->name == NULL) {
+		svc_unclaim(hr->server, c);
 		http__op_detach(&w->op);
 		write_op_free(w);
 		http_send_status(hr->req, 500, NULL, "out of memory");
@@ -398,6 +454,8 @@ static void propose(struct http_request *hr, struct kapi_target *t, enum write_k
 	rv = replica_apply(hr->server->replica, &w->apply, &cmd, apply_cb);
 	if (rv == 0)
 		return;
+	/* Synchronous errors: certainly not written. */
+	svc_unclaim(hr->server, c);
 	http__op_detach(&w->op);
 	write_op_free(w);
 	if (rv == REPLICA_ENOTLEADER)
@@ -416,7 +474,18 @@ static void apply_cb(struct replica_apply *a, int status, const struct store_res
 	struct http_request *hr = w->op.hr;
 	h2o_req_t *req = http__op_detach(&w->op);
 	const struct api_kind *k;
+	struct api_alloc *al;
+	struct svc_claims c = {w->svc_new, w->svc_old, w->alloc_gen, w->claimed};
 
+	if (w->svc_new != NULL) {
+		if (status == 0 && res->status == 0 && w->wk == W_DELETE) {
+			if ((al = kapi__alloc_at(w->server, w->alloc_gen)) != NULL)
+				api_alloc_release_service(al, w->svc_new);
+		} else if (status == REPLICA_ENOTLEADER || (status == 0 && res->status != 0)) {
+			svc_unclaim(w->server, &c);
+		}
+		/* Unknown outcome: the claims stay (a new term rebuilds them). */
+	}
 	if (req == NULL) {
 		write_op_free(w);
 		return;
@@ -461,6 +530,52 @@ static bool has_items(const json_t *arr)
 	return json_is_array(arr) && json_array_size(arr) > 0;
 }
 
+/* Claims the addresses of the Service @obj (to create, or to update
+ * from @old): false when answered (422 with causes, 500 when a range is
+ * full, 503 before the allocators of a new leader are ready). */
+static bool svc_claim(struct http_request *hr, const struct api_kind *k, json_t *old,
+		      json_t *obj, struct svc_claims *ret)
+{
+	h2o_req_t *req = hr->req;
+	const struct api_alloc_rand *rnd;
+	struct api_alloc *a;
+	struct api_errors e;
+	const char *name = str_of(json_object_get(obj, "metadata"), "name");
+	char *msg;
+	uint64_t gen;
+	int rv;
+
+	a = kapi__alloc(hr->server, &rnd, &gen);
+	if (a == NULL) {
+		kapi__send_error(req, 503, "ServiceUnavailable", NULL, NULL, NULL,
+				 "the service address allocator is not ready yet: try again");
+		return false;
+	}
+	api_errors_init(&e);
+	rv = old == NULL ? api_alloc_service_create(a, rnd, obj, &e)
+			 : api_alloc_service_update(a, rnd, old, obj, &e);
+	if (rv == -ENOSPC) {
+		kapi__send_error(req, 500, "InternalError", NULL, NULL, NULL,
+				 "Internal error occurred: %s", a->errmsg);
+	} else if (rv != 0) {
+		http_send_status(req, 500, NULL, "out of memory");
+	} else if (e.n > 0) {
+		msg = api_errors_message(&e, k->kind, name != NULL ? name : "");
+		kapi__send_error(req, 422, "Invalid", k, name != NULL ? name : "",
+				 api_errors_causes_json(&e), "%s", msg != NULL ? msg : "invalid");
+		free(msg);
+	} else {
+		api_errors_close(&e);
+		ret->svc_new = obj;
+		ret->svc_old = old;
+		ret->gen = gen;
+		ret->claimed = true;
+		return true;
+	}
+	api_errors_close(&e);
+	return false;
+}
+
 /* ------------------------------------------------------------ create */
 
 /* Creates @obj (taken) at the collection @t. */
@@ -477,6 +592,8 @@ static void create_obj(struct http_request *hr, struct kapi_target *t, json_t *o
 	void *mp;
 	size_t mp_len, n;
 	int key_len;
+	struct svc_claims c = {0};
+	bool proposed = false;
 
 	if (!check_gvk(req, k, NULL, obj))
 		goto out;
@@ -552,6 +669,10 @@ static void create_obj(struct http_request *hr, struct kapi_target *t, json_t *o
 			goto out;
 		}
 	}
+	if (is_service(k)) {
+		if (!svc_claim(hr, k, NULL, obj, &c))
+			goto out;
+	}
 	if (!encode_mp(req, obj, &mp, &mp_len))
 		goto out;
 	if (dry_run(hr)) {
@@ -564,9 +685,12 @@ static void create_obj(struct http_request *hr, struct kapi_target *t, json_t *o
 	key_len = snprintf(key, n, "%.*s%s", (int)t->key_len, t->key, name);
 	/* The answer's target is the object now. */
 	t->name = h2o_strdup(&req->pool, name, SIZE_MAX).base;
+	proposed = true;
 	propose(hr, t, W_CREATE, 201, key, (size_t)key_len, name, mp, mp_len, STORE_COND_ABSENT, 0,
-		NULL);
+		NULL, &c);
 out:
+	if (!proposed)
+		svc_unclaim(hr->server, &c);
 	json_decref(obj);
 }
 
@@ -599,6 +723,8 @@ static void update_obj(struct http_request *hr, struct kapi_target *t, json_t *b
 	json_int_t gen;
 	void *mp;
 	size_t mp_len, i;
+	struct svc_claims c = {0};
+	bool proposed = false;
 
 	if (!check_gvk(req, k, NULL, body))
 		goto out;
@@ -658,6 +784,9 @@ static void update_obj(struct http_request *hr, struct kapi_target *t, json_t *b
 		http_send_status(req, 500, NULL, "cannot default the object");
 		goto out;
 	}
+	/* Before validation: the kept clusterIP passes the immutable rule. */
+	if (t->sub == NULL && is_service(k) && !svc_claim(hr, k, old, obj, &c))
+		goto out;
 	if (!check_valid(req, k, old, obj, 0, is_strict))
 		goto out;
 	meta = meta_of(obj);
@@ -678,8 +807,9 @@ static void update_obj(struct http_request *hr, struct kapi_target *t, json_t *b
 			free(mp);
 			goto out;
 		}
+		proposed = true;
 		propose(hr, t, W_DELETE, 200, t->key, t->key_len, t->name, mp, mp_len,
-			STORE_COND_MOD_REV, kv->mod_rev, NULL);
+			STORE_COND_MOD_REV, kv->mod_rev, NULL, &c);
 		goto out;
 	}
 	if (!encode_mp(req, obj, &mp, &mp_len))
@@ -690,9 +820,12 @@ static void update_obj(struct http_request *hr, struct kapi_target *t, json_t *b
 		free(mp);
 		goto out;
 	}
+	proposed = true;
 	propose(hr, t, W_UPDATE, 200, t->key, t->key_len, t->name, mp, mp_len, STORE_COND_MOD_REV,
-		kv->mod_rev, NULL);
+		kv->mod_rev, NULL, &c);
 out:
+	if (!proposed)
+		svc_unclaim(hr->server, &c);
 	json_decref(old);
 	json_decref(obj);
 	json_decref(body);
@@ -828,12 +961,15 @@ void kapi__patch(struct http_request *hr, struct kapi_target *t)
 /* ------------------------------------------------------------ delete */
 
 struct delete_opts {
+	const char *policy; /* finalizer of the propagation policy, or NULL */
 	bool has_grace;
 	int64_t grace;
 	const char *uid; /* precondition */
 	const char *rv;  /* precondition */
 	json_t *body;
 };
+
+static bool propagation(struct http_request *hr, struct delete_opts *o);
 
 static bool delete_options(struct http_request *hr, struct delete_opts *o)
 {
@@ -869,7 +1005,60 @@ static bool delete_options(struct http_request *hr, struct delete_opts *o)
 		o->has_grace = true;
 		o->grace = (int64_t)g;
 	}
+	return propagation(hr, o);
+}
+
+/* propagationPolicy (query or body; orphanDependents the older form):
+ * Background (the default) deletes now and leaves the dependents to the
+ * garbage collector; Orphan and Foreground need a finalizer. */
+static bool propagation(struct http_request *hr, struct delete_opts *o)
+{
+	h2o_iovec_t v;
+	const char *p = NULL;
+	json_t *od = json_object_get(o->body, "orphanDependents");
+
+	if (http__query(hr, "propagationPolicy", &v) && v.len > 0)
+		p = v.base;
+	else if (str_of(o->body, "propagationPolicy") != NULL)
+		p = str_of(o->body, "propagationPolicy");
+	else if (json_is_true(od))
+		p = "Orphan";
+	if (p == NULL || strcmp(p, "Background") == 0) {
+		o->policy = NULL;
+	} else if (strcmp(p, "Orphan") == 0) {
+		o->policy = "orphan";
+	} else if (strcmp(p, "Foreground") == 0) {
+		o->policy = "foregroundDeletion";
+	} else {
+		kapi__send_error(hr->req, 422, "Invalid", NULL, NULL, NULL,
+				 "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: "
+				 "Unsupported value: \"%s\": supported values: \"Foreground\", "
+				 "\"Background\", \"Orphan\"",
+				 p);
+		json_decref(o->body);
+		o->body = NULL;
+		return false;
+	}
 	return true;
+}
+
+/* Adds @name to metadata.finalizers unless there; false on OOM. */
+static bool add_finalizer(json_t *meta, const char *name)
+{
+	json_t *f = json_object_get(meta, "finalizers"), *v;
+	size_t i;
+
+	if (!json_is_array(f)) {
+		f = json_array();
+		if (f == NULL || json_object_set_new(meta, "finalizers", f) != 0)
+			return false;
+	}
+	json_array_foreach(f, i, v)
+	{
+		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+			return true;
+	}
+	return json_array_append_new(f, json_string(name)) == 0;
 }
 
 void kapi__delete(struct http_request *hr, struct kapi_target *t)
@@ -887,6 +1076,8 @@ void kapi__delete(struct http_request *hr, struct kapi_target *t)
 	int64_t grace = 0;
 	void *mp;
 	size_t mp_len;
+	struct svc_claims dc = {0};
+	const struct api_alloc_rand *rnd;
 
 	if (!http__write_here(hr))
 		return;
@@ -917,6 +1108,14 @@ void kapi__delete(struct http_request *hr, struct kapi_target *t)
 				 "ResourceVersion in precondition: %s, ResourceVersion in object "
 				 "meta: %s",
 				 k->plural, t->name, o.rv, rvb);
+		goto out;
+	}
+	/* Orphan and Foreground are recorded as Kubernetes does, by a
+	 * finalizer that the garbage collector removes once it has orphaned
+	 * or deleted the dependents. */
+	if (o.policy != NULL && json_object_get(meta, "deletionTimestamp") == NULL &&
+	    !add_finalizer(meta, o.policy)) {
+		http_send_status(req, 500, NULL, "out of memory");
 		goto out;
 	}
 	/* Graceful deletion: finalizers, a namespace with spec.finalizers, a
@@ -958,7 +1157,7 @@ void kapi__delete(struct http_request *hr, struct kapi_target *t)
 			goto out;
 		}
 		propose(hr, t, W_DELETE_MARK, 200, t->key, t->key_len, t->name, mp, mp_len,
-			STORE_COND_MOD_REV, kv.mod_rev, NULL);
+			STORE_COND_MOD_REV, kv.mod_rev, NULL, NULL);
 		goto out;
 	}
 	if (dry_run(hr)) {
@@ -973,11 +1172,12 @@ void kapi__delete(struct http_request *hr, struct kapi_target *t)
 	memcpy(mp, kv.val, kv.val_len);
 	/* Pods and services answer the deleted object, other kinds a Status,
 	 * as kube-apiserver does. */
+	/* A committed Service delete frees its addresses. */
+	if (is_service(k) && kapi__alloc(hr->server, &rnd, &dc.gen) != NULL)
+		dc.svc_new = obj;
 	propose(hr, t, W_DELETE, 200, t->key, t->key_len, t->name, mp, kv.val_len,
 		STORE_COND_MOD_REV, kv.mod_rev,
-		is_pod || (strcmp(k->plural, "services") == 0 && k->group[0] == '\0')
-			? NULL
-			: (uid != NULL ? uid : ""));
+		is_pod || is_service(k) ? NULL : (uid != NULL ? uid : ""), &dc);
 out:
 	json_decref(obj);
 	json_decref(o.body);
@@ -1186,4 +1386,202 @@ void kapi__bootstrap_namespaces(struct replica *r)
 		}
 	}
 	buf_free(&b);
+}
+
+/* ------------------------------------------------------------ scale */
+
+void kapi__write_scale(struct http_request *hr, struct kapi_target *t)
+{
+	h2o_req_t *req = hr->req;
+	const struct api_kind *k = t->kind;
+	h2o_iovec_t ct = content_type(req);
+	const char *body = req->entity.base != NULL ? req->entity.base : "";
+	struct store_kv kv;
+	json_t *scale = NULL, *patch = NULL, *obj = NULL, *spec, *r, *meta;
+	json_error_t jerr;
+	const char *s_rv, *s_name, *av, *kind;
+	char err[512] = "", rvb[24];
+	json_int_t n, gen;
+	void *mp;
+	size_t mp_len;
+	int rv;
+
+	if (!http__write_here(hr))
+		return;
+	if (store_get(replica_store(hr->server->replica), t->key, t->key_len, &kv) != 0) {
+		kapi__send_not_found(req, k, t->name);
+		return;
+	}
+	if (http__method_is(req, "PATCH")) {
+		if (!ct_is(ct, "application/merge-patch+json") &&
+		    !ct_is(ct, "application/json-patch+json") &&
+		    !ct_is(ct, "application/strategic-merge-patch+json")) {
+			http_send_status(req, 415, NULL,
+					 "the patch content type \"%.*s\" is not supported on scale",
+					 (int)ct.len, ct.base);
+			return;
+		}
+		patch = json_loadb(body, req->entity.len, 0, &jerr);
+		if (patch == NULL) {
+			http_send_status(req, 400, NULL, "invalid JSON patch: %s", jerr.text);
+			return;
+		}
+		scale = kapi__scale_tree(t, kv.val, kv.val_len, kv.mod_rev);
+		if (scale == NULL) {
+			http_send_status(req, 500, NULL, "cannot decode the stored object");
+			goto out;
+		}
+		if (ct_is(ct, "application/merge-patch+json"))
+			rv = api_patch_merge(&scale, patch, err, sizeof(err));
+		else if (ct_is(ct, "application/json-patch+json"))
+			rv = api_patch_json(&scale, patch, err, sizeof(err));
+		else
+			rv = api_patch_strategic(api_type_get(t->sub->type), &scale, patch, err,
+						 sizeof(err));
+		if (rv != 0) {
+			if (rv == -ENOMEM)
+				http_send_status(req, 500, NULL, "out of memory");
+			else
+				kapi__send_error(req, 422, "Invalid", k, t->name, NULL, "%s", err);
+			goto out;
+		}
+		if (!json_is_object(scale)) {
+			http_send_status(req, 422, NULL, "the patched object is not an object");
+			goto out;
+		}
+	} else {
+		if (!decode_body(hr, strict(hr), &scale))
+			return;
+	}
+	av = str_of(scale, "apiVersion");
+	kind = str_of(scale, "kind");
+	if ((av != NULL && av[0] != '\0' && strcmp(av, "autoscaling/v1") != 0) ||
+	    (kind != NULL && kind[0] != '\0' && strcmp(kind, "Scale") != 0)) {
+		http_send_status(req, 400, NULL, "the body must be an autoscaling/v1 Scale");
+		goto out;
+	}
+	meta = json_object_get(scale, "metadata");
+	s_name = str_of(meta, "name");
+	if (s_name != NULL && s_name[0] != '\0' && strcmp(s_name, t->name) != 0) {
+		http_send_status(req, 400, NULL,
+				 "the name of the object (%s) does not match the name on the URL (%s)",
+				 s_name, t->name);
+		goto out;
+	}
+	s_rv = str_of(meta, "resourceVersion");
+	snprintf(rvb, sizeof(rvb), "%llu", (unsigned long long)kv.mod_rev);
+	if (s_rv != NULL && s_rv[0] != '\0' && strcmp(s_rv, rvb) != 0) {
+		send_conflict(req, k, t->name);
+		goto out;
+	}
+	/* An absent replicas is Go's zero value. */
+	r = api_json_path(scale, "spec.replicas");
+	if ((r != NULL && !json_is_integer(r)) || (n = json_integer_value(r)) < 0 ||
+	    n > INT32_MAX) {
+		json_t *causes = json_pack("[{s:s, s:s, s:s}]", "reason", "FieldValueInvalid",
+					   "message", "Invalid value: must be greater than or equal to 0",
+					   "field", "spec.replicas");
+		kapi__send_error(req, 422, "Invalid", k, t->name, causes,
+				 "Scale.autoscaling \"%s\" is invalid: spec.replicas: Invalid value: "
+				 "%s: must be greater than or equal to 0",
+				 t->name, json_is_integer(r) ? "negative" : "not an integer");
+		goto out;
+	}
+	obj = kapi__tree(kv.val, kv.val_len, 0);
+	if (obj == NULL) {
+		http_send_status(req, 500, NULL, "cannot decode the stored object");
+		goto out;
+	}
+	spec = json_object_get(obj, "spec");
+	if (!json_is_object(spec)) {
+		spec = json_object();
+		json_object_set_new(obj, "spec", spec);
+	}
+	r = json_object_get(spec, "replicas");
+	if (json_is_integer(r) && json_integer_value(r) == n) {
+		/* Nothing changes: no write. */
+		kapi__send_stored(hr, t, 200, kv.val, kv.val_len, kv.mod_rev);
+		goto out;
+	}
+	json_object_set_new(spec, "replicas", json_integer(n));
+	meta = meta_of(obj);
+	gen = json_integer_value(json_object_get(meta, "generation"));
+	json_object_set_new(meta, "generation", json_integer(gen + 1));
+	if (!encode_mp(req, obj, &mp, &mp_len))
+		goto out;
+	if (dry_run(hr)) {
+		kapi__send_stored(hr, t, 200, mp, mp_len, kv.mod_rev);
+		free(mp);
+		goto out;
+	}
+	propose(hr, t, W_UPDATE, 200, t->key, t->key_len, t->name, mp, mp_len, STORE_COND_MOD_REV,
+		kv.mod_rev, NULL, NULL);
+out:
+	json_decref(obj);
+	json_decref(patch);
+	json_decref(scale);
+}
+
+/* ------------------------------------------------------------ kubernetes */
+
+void kapi__bootstrap_kubernetes_service(struct replica *r, struct api_alloc *a,
+					const struct api_alloc_rand *rnd, int port)
+{
+	static const char key[] = "/registry/services/default/kubernetes";
+	const struct api_kind *k = api_kind_by_resource("", "v1", "services");
+	struct store *st = replica_store(r);
+	struct store_cmd cmd = {0};
+	struct store_kv kv;
+	struct api_errors e;
+	struct buf b = {0};
+	struct boot_op *op;
+	char uid[40], now[32], ip[API_ALLOC_IP_LEN];
+	json_t *obj;
+	int rv;
+
+	if (k == NULL || store_get(st, key, sizeof(key) - 1, &kv) == 0)
+		return;
+	api_ip_range_first(&a->ip.range, ip);
+	uuid_v4(uid);
+	kapi__now_rfc3339(now, sizeof(now));
+	obj = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:{s:s, s:s}},"
+			" s:{s:s, s:s, s:[s], s:s, s:[{s:s, s:s, s:i, s:i}]}, s:{s:{}}}",
+			"apiVersion", "v1", "kind", "Service", "metadata", "name", "kubernetes",
+			"namespace", "default", "uid", uid, "creationTimestamp", now, "labels",
+			"component", "apiserver", "provider", "kubernetes", "spec", "type",
+			"ClusterIP", "clusterIP", ip, "clusterIPs", ip, "sessionAffinity", "None",
+			"ports", "name", "https", "protocol", "TCP", "port", 443, "targetPort", port,
+			"status", "loadBalancer");
+	if (obj == NULL)
+		return;
+	api_errors_init(&e);
+	if (api_default(k, obj) != 0 || (rv = api_alloc_service_create(a, rnd, obj, &e)) != 0 ||
+	    e.n > 0) {
+		/* Taken (a stored Service holds it): leave it to the admin. */
+		log_warn("http: cannot create the kubernetes service with %s", ip);
+		goto out;
+	}
+	if (codec_tree_to_msgpack(obj, &b, NULL) != 0)
+		goto release;
+	op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		goto release;
+	op->apply.data = op;
+	cmd.type = STORE_CMD_PUT;
+	cmd.cond = STORE_COND_ABSENT;
+	cmd.time_ms = wall_ms();
+	cmd.key = key;
+	cmd.key_len = sizeof(key) - 1;
+	cmd.val = b.data;
+	cmd.val_len = b.len;
+	if (replica_apply(r, &op->apply, &cmd, boot_cb) == 0)
+		goto out;
+	free(op);
+	log_warn("http: cannot create the kubernetes service");
+release:
+	api_alloc_release_service(a, obj);
+out:
+	api_errors_close(&e);
+	buf_free(&b);
+	json_decref(obj);
 }
