@@ -10,18 +10,54 @@
 #include "http/kapi.h"
 #include "src/api/discovery.h"
 #include "src/api/openapi.h"
+#include "src/api/openapi_v2.h"
 
+/* Whether the media range [p, end) has the parameter "name=value"
+ * exactly: "v=v2" must not match the "v=v2beta1" that kubectl 1.27 sends. */
+static bool has_param(const char *p, const char *end, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+
+	while (p < end) {
+		const char *semi = memchr(p, ';', (size_t)(end - p));
+		const char *stop = semi != NULL ? semi : end;
+
+		while (p < stop && (*p == ' ' || *p == '\t'))
+			p++;
+		if ((size_t)(stop - p) >= nl + 1 + vl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
+			const char *v = p + nl + 1, *ve = stop;
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			if ((size_t)(ve - v) == vl && memcmp(v, value, vl) == 0)
+				return true;
+		}
+		p = stop + 1;
+	}
+	return false;
+}
+
+/* Whether one of the Accept header's media ranges asks for the aggregated
+ * discovery document in exactly the version served (apidiscovery v2);
+ * older clients (v2beta1) get the legacy documents. */
 static bool wants_aggregated(h2o_req_t *req)
 {
 	ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
-	h2o_iovec_t a;
+	const char *p, *end;
 
 	if (i < 0)
 		return false;
-	a = req->headers.entries[i].value;
-	return h2o_strstr(a.base, a.len, H2O_STRLIT("as=APIGroupDiscoveryList")) != SIZE_MAX &&
-	       h2o_strstr(a.base, a.len, H2O_STRLIT("g=apidiscovery.k8s.io")) != SIZE_MAX &&
-	       h2o_strstr(a.base, a.len, H2O_STRLIT("v=v2")) != SIZE_MAX;
+	p = req->headers.entries[i].value.base;
+	end = p + req->headers.entries[i].value.len;
+	while (p < end) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		const char *stop = comma != NULL ? comma : end;
+
+		if (has_param(p, stop, "as", "APIGroupDiscoveryList") &&
+		    has_param(p, stop, "g", "apidiscovery.k8s.io") && has_param(p, stop, "v", "v2"))
+			return true;
+		p = stop + 1;
+	}
+	return false;
 }
 
 static void send_doc(h2o_req_t *req, json_t *doc, const char *content_type)
@@ -165,4 +201,56 @@ void kapi__openapi(struct http_request *hr, const char *group, const char *versi
 		return;
 	}
 	http_send_raw(req, 200, "application/json", text, len);
+}
+
+/* The OpenAPI v2 document, built once: kubectl 1.27 and 1.28 validate and
+ * explain with it (as gnostic protobuf) and fail without it. */
+static struct {
+	void *pb;
+	size_t pb_len;
+	char *json;
+	size_t json_len;
+} openapi_v2;
+
+static bool accept_has(h2o_req_t *req, const char *type)
+{
+	ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
+	h2o_iovec_t a;
+
+	if (i < 0)
+		return false;
+	a = req->headers.entries[i].value;
+	return h2o_strstr(a.base, a.len, type, strlen(type)) != SIZE_MAX;
+}
+
+void kapi__openapi_v2(struct http_request *hr)
+{
+	h2o_req_t *req = hr->req;
+
+	if (!http__method_is(req, "GET") && !http__method_is(req, "HEAD")) {
+		http_send_status(req, 405, NULL, "the OpenAPI documents are read-only");
+		return;
+	}
+	if (accept_has(req, API_OPENAPI_V2_PROTOBUF_ACCEPT) ||
+	    accept_has(req, API_OPENAPI_V2_PROTOBUF_TYPE)) {
+		if (openapi_v2.pb == NULL &&
+		    api_openapi_v2_protobuf(&openapi_v2.pb, &openapi_v2.pb_len) != 0) {
+			http_send_status(req, 500, NULL, "cannot build the OpenAPI v2 document");
+			return;
+		}
+		http_send_raw(req, 200, API_OPENAPI_V2_PROTOBUF_TYPE, openapi_v2.pb,
+			      openapi_v2.pb_len);
+		return;
+	}
+	if (openapi_v2.json == NULL) {
+		json_t *doc = api_openapi_v2_json();
+
+		openapi_v2.json = doc != NULL ? api_openapi_dump(doc, &openapi_v2.json_len) : NULL;
+		json_decref(doc);
+		if (openapi_v2.json == NULL) {
+			http_send_status(req, 500, NULL, "cannot build the OpenAPI v2 document");
+			return;
+		}
+	}
+	http_send_raw(req, 200, "application/json", openapi_v2.json, openapi_v2.json_len);
 }
