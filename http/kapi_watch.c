@@ -315,6 +315,14 @@ void kapi__watch(struct http_request *hr, struct kapi_target *t)
 		return;
 	}
 	pump(w, true);
+	if (!w->sending && !w->done) {
+		/* Headers leave with the first send, so a quiet watch would keep
+		 * its client waiting for them; a newline is whitespace to the
+		 * JSON stream readers of client-go. */
+		w->buf.len = 0;
+		if (append_str(w, "\n"))
+			send_buf(w, false);
+	}
 }
 
 void http__kapi_tick(struct http_server *s, uint64_t now_ms)
