@@ -42,6 +42,7 @@
 
 #include "http/internal.h"
 #include "http/kapi.h"
+#include "http/metrics.h"
 #include "raft/store.h"
 #include "src/lib/log.h"
 
@@ -539,6 +540,7 @@ enum route {
 	ROUTE_STORE,
 	ROUTE_SNAPSHOT, /* GET /capstan/v1/snapshot (snapshot_api.c) */
 	ROUTE_KAPI, /* the Kubernetes API: /api, /apis, /openapi (kapi.c) */
+	ROUTE_METRICS, /* GET /metrics (metrics.c) */
 };
 
 static enum route route_of(struct http_request *hr, size_t *ret_rest)
@@ -562,6 +564,8 @@ static enum route route_of(struct http_request *hr, size_t *ret_rest)
 		return ROUTE_CA;
 	if (path_is(hr, "/capstan/v1/snapshot"))
 		return ROUTE_SNAPSHOT;
+	if (path_is(hr, "/metrics"))
+		return ROUTE_METRICS;
 	if (path_has_prefix(hr, "/capstan/v1/cluster/members", &rest) &&
 	    (hr->path.len == rest || hr->path.base[rest] == '/')) {
 		*ret_rest = rest;
@@ -616,6 +620,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 		hr->path = req->path;
 		hr->query = h2o_iovec_init("", 0);
 	}
+	http__metrics_begin(hr);
 	hr->deadline = http__now(s) + HTTP_LEADER_WAIT_MS;
 	hr->forwarded =
 		h2o_find_header_by_str(&req->headers, H2O_STRLIT(HTTP_FORWARDED_HEADER), -1) >= 0;
@@ -726,6 +731,10 @@ void http__dispatch(struct http_request *hr)
 		break;
 	case ROUTE_KAPI:
 		http__kapi(hr);
+		break;
+	case ROUTE_METRICS:
+		if (allow_methods(hr, "GET", NULL))
+			http__metrics(hr);
 		break;
 	case ROUTE_NONE:
 		break;

@@ -40,6 +40,7 @@ static void usage(FILE *f)
 		"  rollout status deployment/NAME  follow a Deployment's rollout\n"
 		"  token create|list|revoke   bootstrap tokens for joining masters and nodes\n"
 		"  snapshot save|inspect|restore  back up the store; new cluster from a backup\n"
+		"  kubeconfig [--data-dir DIR]  print a local master's admin kubeconfig\n"
 		"  version                    show the version\n"
 		"\n"
 		"'capstan COMMAND --help' describes a command.\n"
@@ -72,6 +73,7 @@ int main(int argc, char *argv[])
 		{"rollout", cli_cmd_rollout},
 		{"token", cli_cmd_token},
 		{"snapshot", cli_cmd_snapshot},
+		{"kubeconfig", cli_cmd_kubeconfig},
 	};
 	struct cli_global g = {0};
 	const char *cmd;

@@ -101,5 +101,8 @@ int cli_cmd_token(struct cli_global *g, int argc, char **argv);
 /* capstan snapshot save|inspect|restore: backups (src/cli/snapshot.c, linked
  * into the capstan program itself). */
 int cli_cmd_snapshot(struct cli_global *g, int argc, char **argv);
+/* capstan kubeconfig: a local master's admin kubeconfig
+ * (src/cli/kubeconfig_cmd.c). */
+int cli_cmd_kubeconfig(struct cli_global *g, int argc, char **argv);
 
 #endif
