@@ -8,10 +8,9 @@ import json
 import os
 import time
 
-from capstantest import test, main
+from capstantest import test, main, require_kubectl, KUBECTL
 from cluster import Cluster
 
-KUBECTL = "/usr/bin/kubectl"
 CIDR = ipaddress.ip_network("10.96.0.0/12")
 
 REPLICASET = """apiVersion: apps/v1
@@ -72,6 +71,7 @@ def cluster_ip(k, name):
 
 @test(timeout=240)
 def service_addresses(ctx):
+    require_kubectl()
     c = Cluster(ctx).start(1)
     k = Kubectl(ctx, c.seed)
     ready(ctx, k)
@@ -139,6 +139,7 @@ def service_addresses(ctx):
 
 @test(timeout=300)
 def service_addresses_after_failover(ctx):
+    require_kubectl()
     c = Cluster(ctx).start(3)
     leader = c.leader()
     k = Kubectl(ctx, leader)
@@ -171,6 +172,7 @@ def service_addresses_after_failover(ctx):
 
 @test(timeout=240)
 def scale(ctx):
+    require_kubectl()
     c = Cluster(ctx).start(1)
     k = Kubectl(ctx, c.seed)
     ready(ctx, k)
@@ -204,6 +206,7 @@ def scale(ctx):
 
 @test(timeout=240)
 def delete_propagation(ctx):
+    require_kubectl()
     c = Cluster(ctx).start(1)
     k = Kubectl(ctx, c.seed)
     ready(ctx, k)

@@ -80,6 +80,8 @@ for _version, _binary in kc.KUBECTLS:
 @test(timeout=60)
 def cluster_down(ctx):
     c = shared.get("cluster")
+    if c is None:
+        require_kubectl()  # the cluster was not started for want of kubectl
     assert c is not None, "no cluster"
     dead = [m.name for m in c.masters if not m.alive()]
     findings = _teardown_shared()
