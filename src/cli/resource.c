@@ -587,3 +587,21 @@ int res_watch_object(struct cli_http_client *c, const struct res_type *t, const 
 		return cli_fail_request(c, rv);
 	}
 }
+
+int res_open_type(const struct cli_global *g, const char *type,
+		  struct cli_http_client **ret_client, struct res_discovery *d,
+		  const struct res_type **ret_t)
+{
+	int code = cli_connect(g, ret_client);
+
+	if (code != CLI_EXIT_OK)
+		return code;
+	code = res_discover(*ret_client, d);
+	if (code != CLI_EXIT_OK)
+		return code;
+	*ret_t = res_resolve(d, type);
+	if (*ret_t == NULL)
+		return cli_fail(CLI_EXIT_INVALID, "the server doesn't have a resource type \"%s\"",
+				type);
+	return CLI_EXIT_OK;
+}

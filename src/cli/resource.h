@@ -45,6 +45,14 @@ void res_discovery_close(struct res_discovery *d);
  * optionally qualified "plural.group". NULL when unknown (borrowed). */
 const struct res_type *res_resolve(const struct res_discovery *d, const char *name);
 
+/* Connects to the server, reads its discovery and resolves @type: how every
+ * command on one resource type starts. *ret_client and *d are set as far as
+ * they got, for the caller to release in every case (*d zeroed before);
+ * *ret_t is borrowed from *d. Returns a CLI exit code. */
+int res_open_type(const struct cli_global *g, const char *type,
+		  struct cli_http_client **ret_client, struct res_discovery *d,
+		  const struct res_type **ret_t);
+
 /* The type of an object by its apiVersion and kind, or NULL. */
 const struct res_type *res_for_object(const struct res_discovery *d, const json_t *obj);
 

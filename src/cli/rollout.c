@@ -167,18 +167,9 @@ int cli_cmd_rollout(struct cli_global *g, int argc, char **argv)
 	r.tty = isatty(STDOUT_FILENO) == 1;
 	if (ns == NULL)
 		ns = res_default_namespace(g);
-	code = cli_connect(g, &client);
-	if (code != CLI_EXIT_OK)
-		return code;
-	code = res_discover(client, &d);
+	code = res_open_type(g, type, &client, &d, &t);
 	if (code != CLI_EXIT_OK)
 		goto out;
-	t = res_resolve(&d, type);
-	if (t == NULL) {
-		code = cli_fail(CLI_EXIT_INVALID, "the server doesn't have a resource type \"%s\"",
-				type);
-		goto out;
-	}
 	if (strcmp(t->kind, "Deployment") != 0) {
 		code = cli_fail(CLI_EXIT_INVALID, "rollout status supports deployments only, not %s",
 				t->plural);

@@ -129,18 +129,9 @@ int cli_cmd_wait(struct cli_global *g, int argc, char **argv)
 	snprintf(type, sizeof type, "%.*s", (int)(slash - argv[optind]), argv[optind]);
 	if (ns == NULL)
 		ns = res_default_namespace(g);
-	code = cli_connect(g, &client);
-	if (code != CLI_EXIT_OK)
-		return code;
-	code = res_discover(client, &d);
+	code = res_open_type(g, type, &client, &d, &t);
 	if (code != CLI_EXIT_OK)
 		goto out;
-	t = res_resolve(&d, type);
-	if (t == NULL) {
-		code = cli_fail(CLI_EXIT_INVALID, "the server doesn't have a resource type \"%s\"",
-				type);
-		goto out;
-	}
 	if (t->group[0] == '\0')
 		snprintf(what, sizeof what, "%s/%s", t->singular, slash + 1);
 	else
