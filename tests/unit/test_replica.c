@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -86,7 +87,15 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	uv_run(&f->loop, UV_RUN_DEFAULT);
+	uint64_t end = uv_now(&f->loop) + 10000;
+
+	/* Bounded: after a failed test a replica may still hold live handles,
+	 * and an unbounded run would hang the suite instead of failing. */
+	while (uv_run(&f->loop, UV_RUN_NOWAIT) != 0 && uv_now(&f->loop) < end) {
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		uv_update_time(&f->loop);
+	}
 	/* Every handle of every replica must be closed by now. */
 	assert_int_equal(uv_loop_close(&f->loop), 0);
 	rm_rf(f->tmp);
@@ -367,6 +376,8 @@ static bool all3(void *arg)
 }
 
 /* Writes a few entries then closes; the data dir keeps them. */
+static bool snapshot_written(void *arg);
+
 static void populate(struct fixture *f, struct node *n, unsigned threshold,
 		     int count)
 {
@@ -378,6 +389,10 @@ static void populate(struct fixture *f, struct node *n, unsigned threshold,
 		snprintf(key, sizeof key, "/data/%03d", i);
 		put_sync(f, n, STORE_COND_NONE, 0, key, "payload");
 	}
+	/* Snapshots are written by a child process in the background: a
+	 * close before one finishes abandons it. */
+	if (threshold > 0 && count > (int)threshold)
+		run_until(f, snapshot_written, n);
 	node_close(f, n);
 }
 
@@ -414,6 +429,17 @@ static bool is_snapshot_data(const char *name)
 	size_t len = strlen(name);
 	return strncmp(name, "snapshot-", 9) == 0 &&
 	       !(len > 5 && strcmp(name + len - 5, ".meta") == 0);
+}
+
+static void noop_file(const char *path)
+{
+	(void)path;
+}
+
+static bool snapshot_written(void *arg)
+{
+	const struct node *n = arg;
+	return for_files(n->dir, is_snapshot_data, noop_file) >= 1;
 }
 
 static void flip_middle(const char *path)
