@@ -39,6 +39,7 @@
 
 #include "http/kapi.h"
 #include "src/api/defaults.h"
+#include "src/api/object.h"
 #include "src/api/patch.h"
 #include "src/api/protobuf.h"
 #include "src/api/validate.h"
@@ -157,21 +158,6 @@ static void uuid_v4(char *out)
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
 		 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
 		 b[14], b[15]);
-}
-
-/* Kubernetes' generateName suffix: 5 characters of an alphabet without
- * vowels and confusable digits. */
-static void name_suffix(char *out)
-{
-	static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
-	unsigned char b[5];
-	size_t i;
-
-	if (pki_random(b, sizeof(b)) != 0)
-		memset(b, 7, sizeof(b));
-	for (i = 0; i < 5; i++)
-		out[i] = alphabet[b[i] % (sizeof(alphabet) - 1)];
-	out[5] = '\0';
 }
 
 static bool query_is(struct http_request *hr, const char *name, const char *value)
@@ -519,17 +505,6 @@ static void apply_cb(struct replica_apply *a, int status, const struct store_res
 	write_op_free(w);
 }
 
-/* json_equal() says two absent values differ. */
-static bool same(const json_t *a, const json_t *b)
-{
-	return (a == NULL && b == NULL) || json_equal(a, b);
-}
-
-static bool has_items(const json_t *arr)
-{
-	return json_is_array(arr) && json_array_size(arr) > 0;
-}
-
 /* Claims the addresses of the Service @obj (to create, or to update
  * from @old): false when answered (422 with causes, 500 when a range is
  * full, 503 before the allocators of a new leader are ready). */
@@ -586,9 +561,9 @@ static void create_obj(struct http_request *hr, struct kapi_target *t, json_t *o
 	const struct api_kind *k = t->kind;
 	struct store *st = replica_store(hr->server->replica);
 	struct store_kv kv;
-	json_t *meta, *labels, *status;
-	const char *name, *gen;
-	char uid[40], now[32], suffix[8], *key, nskey[320];
+	json_t *meta;
+	const char *name;
+	char now[32], *key, nskey[320];
 	void *mp;
 	size_t mp_len, n;
 	int key_len;
@@ -600,53 +575,18 @@ static void create_obj(struct http_request *hr, struct kapi_target *t, json_t *o
 	meta = meta_of(obj);
 	if (!check_namespace(req, t, meta))
 		goto out;
-	name = str_of(meta, "name");
-	gen = str_of(meta, "generateName");
-	if ((name == NULL || name[0] == '\0') && gen != NULL && gen[0] != '\0') {
-		char *full;
-		name_suffix(suffix);
-		n = strlen(gen) + 6;
-		full = h2o_mem_alloc_pool(&req->pool, n);
-		snprintf(full, n, "%s%s", gen, suffix);
-		json_object_set_new(meta, "name", json_string(full));
-	}
 	/* What the server owns. */
-	uuid_v4(uid);
-	kapi__now_rfc3339(now, sizeof(now));
-	json_object_set_new(meta, "uid", json_string(uid));
-	json_object_set_new(meta, "creationTimestamp", json_string(now));
-	json_object_del(meta, "resourceVersion");
-	json_object_del(meta, "selfLink");
-	json_object_del(meta, "deletionTimestamp");
-	json_object_del(meta, "deletionGracePeriodSeconds");
-	if (json_object_get(obj, "spec") != NULL)
-		json_object_set_new(meta, "generation", json_integer(1));
-	else
-		json_object_del(meta, "generation");
-	if (strcmp(k->kind, "Namespace") == 0 && k->group[0] == '\0') {
-		name = str_of(meta, "name");
-		labels = json_object_get(meta, "labels");
-		if (!json_is_object(labels)) {
-			labels = json_object();
-			json_object_set_new(meta, "labels", labels);
+	{
+		uint64_t r[3];
+		if (pki_random(r, sizeof(r)) != 0) {
+			http_send_status(req, 500, NULL, "no randomness");
+			goto out;
 		}
-		if (name != NULL)
-			json_object_set_new(labels, "kubernetes.io/metadata.name", json_string(name));
-		json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Active"));
-		/* The namespace strategy's PrepareForCreate: the "kubernetes"
-		 * finalizer, which the namespace controller removes. */
-		if (!json_is_object(json_object_get(obj, "spec")))
-			json_object_set_new(obj, "spec", json_object());
-		json_object_set_new(json_object_get(obj, "spec"), "finalizers",
-				    json_pack("[s]", "kubernetes"));
-	} else if (strcmp(k->kind, "Pod") == 0 && k->group[0] == '\0') {
-		status = json_object_get(obj, "status");
-		if (!json_is_object(status) || str_of(status, "phase") == NULL)
-			json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Pending"));
-	}
-	if (api_default(k, obj) != 0) {
-		http_send_status(req, 500, NULL, "cannot default the object");
-		goto out;
+		kapi__now_rfc3339(now, sizeof(now));
+		if (api_object_prepare_create(k, obj, now, r[0], r[1], r[2]) != 0) {
+			http_send_status(req, 500, NULL, "cannot default the object");
+			goto out;
+		}
 	}
 	if (!check_valid(req, k, NULL, obj, 0, is_strict))
 		goto out;
@@ -720,7 +660,6 @@ static void update_obj(struct http_request *hr, struct kapi_target *t, json_t *b
 	json_t *old = NULL, *obj = NULL, *meta, *ometa, *v;
 	const char *rv_s, *name;
 	uint64_t rv;
-	json_int_t gen;
 	void *mp;
 	size_t mp_len, i;
 	struct svc_claims c = {0};
@@ -789,17 +728,8 @@ static void update_obj(struct http_request *hr, struct kapi_target *t, json_t *b
 		goto out;
 	if (!check_valid(req, k, old, obj, 0, is_strict))
 		goto out;
-	meta = meta_of(obj);
-	if (t->sub == NULL && !same(json_object_get(old, "spec"), json_object_get(obj, "spec"))) {
-		gen = json_integer_value(json_object_get(ometa, "generation"));
-		json_object_set_new(meta, "generation", json_integer(gen + 1));
-	}
-	/* The update that removes the last finalizer of an object being
-	 * deleted deletes it. */
-	if (json_object_get(meta, "deletionTimestamp") != NULL &&
-	    !has_items(json_object_get(meta, "finalizers")) &&
-	    !(strcmp(k->plural, "namespaces") == 0 &&
-	      has_items(api_json_path(obj, "spec.finalizers")))) {
+	/* A status write never bumps generation: its spec is the old one. */
+	if (api_object_prepare_update(k, old, obj)) {
 		if (!encode_mp(req, obj, &mp, &mp_len))
 			goto out;
 		if (dry_run(hr)) {
@@ -961,7 +891,7 @@ void kapi__patch(struct http_request *hr, struct kapi_target *t)
 /* ------------------------------------------------------------ delete */
 
 struct delete_opts {
-	const char *policy; /* finalizer of the propagation policy, or NULL */
+	const char *policy; /* "Orphan", "Foreground", or NULL (Background) */
 	bool has_grace;
 	int64_t grace;
 	const char *uid; /* precondition */
@@ -1026,9 +956,9 @@ static bool propagation(struct http_request *hr, struct delete_opts *o)
 	if (p == NULL || strcmp(p, "Background") == 0) {
 		o->policy = NULL;
 	} else if (strcmp(p, "Orphan") == 0) {
-		o->policy = "orphan";
+		o->policy = "Orphan";
 	} else if (strcmp(p, "Foreground") == 0) {
-		o->policy = "foregroundDeletion";
+		o->policy = "Foreground";
 	} else {
 		kapi__send_error(hr->req, 422, "Invalid", NULL, NULL, NULL,
 				 "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: "
@@ -1042,25 +972,6 @@ static bool propagation(struct http_request *hr, struct delete_opts *o)
 	return true;
 }
 
-/* Adds @name to metadata.finalizers unless there; false on OOM. */
-static bool add_finalizer(json_t *meta, const char *name)
-{
-	json_t *f = json_object_get(meta, "finalizers"), *v;
-	size_t i;
-
-	if (!json_is_array(f)) {
-		f = json_array();
-		if (f == NULL || json_object_set_new(meta, "finalizers", f) != 0)
-			return false;
-	}
-	json_array_foreach(f, i, v)
-	{
-		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
-			return true;
-	}
-	return json_array_append_new(f, json_string(name)) == 0;
-}
-
 void kapi__delete(struct http_request *hr, struct kapi_target *t)
 {
 	h2o_req_t *req = hr->req;
@@ -1068,12 +979,10 @@ void kapi__delete(struct http_request *hr, struct kapi_target *t)
 	struct store_kv kv;
 	struct delete_opts o;
 	json_t *obj = NULL, *meta;
-	const char *uid, *node;
+	const char *uid;
 	char rvb[24], now[32];
-	bool is_ns = strcmp(k->plural, "namespaces") == 0 && k->group[0] == '\0';
 	bool is_pod = strcmp(k->plural, "pods") == 0 && k->group[0] == '\0';
-	bool graceful;
-	int64_t grace = 0;
+	int action;
 	void *mp;
 	size_t mp_len;
 	struct svc_claims dc = {0};
@@ -1110,45 +1019,17 @@ void kapi__delete(struct http_request *hr, struct kapi_target *t)
 				 k->plural, t->name, o.rv, rvb);
 		goto out;
 	}
-	/* Orphan and Foreground are recorded as Kubernetes does, by a
-	 * finalizer that the garbage collector removes once it has orphaned
-	 * or deleted the dependents. */
-	if (o.policy != NULL && json_object_get(meta, "deletionTimestamp") == NULL &&
-	    !add_finalizer(meta, o.policy)) {
+	kapi__now_rfc3339(now, sizeof(now));
+	action = api_object_prepare_delete(k, obj, o.policy, o.has_grace, o.grace, now);
+	if (action < 0) {
 		http_send_status(req, 500, NULL, "out of memory");
 		goto out;
 	}
-	/* Graceful deletion: finalizers, a namespace with spec.finalizers, a
-	 * pod on a node (its agent confirms with gracePeriodSeconds=0). */
-	graceful = has_items(json_object_get(meta, "finalizers")) ||
-		   (is_ns && has_items(api_json_path(obj, "spec.finalizers")));
-	node = json_string_value(api_json_path(obj, "spec.nodeName"));
-	if (is_pod && node != NULL && node[0] != '\0') {
-		json_t *tg = api_json_path(obj, "spec.terminationGracePeriodSeconds");
-		grace = o.has_grace ? o.grace : json_is_integer(tg) ? json_integer_value(tg) : 30;
-		if (grace > 0 && json_object_get(meta, "deletionTimestamp") == NULL)
-			graceful = true;
-	} else if (o.has_grace) {
-		grace = o.grace;
+	if (action == API_DELETE_ALREADY) {
+		kapi__send_tree(req, 200, obj);
+		goto out;
 	}
-	if (graceful) {
-		if (json_object_get(meta, "deletionTimestamp") != NULL) {
-			/* Already being deleted. */
-			kapi__send_tree(req, 200, obj);
-			goto out;
-		}
-		kapi__now_rfc3339(now, sizeof(now));
-		json_object_set_new(meta, "deletionTimestamp", json_string(now));
-		json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(grace));
-		json_object_del(meta, "resourceVersion");
-		if (is_ns) {
-			json_t *st = json_object_get(obj, "status");
-			if (!json_is_object(st)) {
-				st = json_object();
-				json_object_set_new(obj, "status", st);
-			}
-			json_object_set_new(st, "phase", json_string("Terminating"));
-		}
+	if (action == API_DELETE_MARK) {
 		if (!encode_mp(req, obj, &mp, &mp_len))
 			goto out;
 		if (dry_run(hr)) {

@@ -45,6 +45,7 @@
 #include "http/server.h"
 #include "raft/replica.h"
 #include "src/lib/config.h"
+#include "src/ctrl/driver.h"
 #include "src/lib/log.h"
 #include "src/lib/pki.h"
 #include "src/lib/tokens.h"
@@ -86,6 +87,8 @@ struct settings {
 	uint64_t snapshot_trailing;
 	uint64_t history_events;
 	uint64_t history_age_ms;
+	uint64_t node_grace_ms;
+	uint64_t pod_eviction_ms;
 	enum log_level log_level;
 };
 
@@ -131,6 +134,11 @@ static const struct config_option options[] = {
 	    "keep at least N events of watch history"),
 	OPT("history-age", CONFIG_DURATION, "5m", "DUR", history_age_ms, 0,
 	    "keep watch history events younger than DUR"),
+	OPT("node-monitor-grace-period", CONFIG_DURATION, "40s", "DUR", node_grace_ms, 0,
+	    "mark a node NotReady (Unknown) when its Lease was not renewed for DUR"),
+	OPT("pod-eviction-timeout", CONFIG_DURATION, "5m", "DUR", pod_eviction_ms, 0,
+	    "evict the pods of an unreachable or not-ready node after DUR (pods without "
+	    "their own toleration of the taint)"),
 	OPT("log-level", CONFIG_LOG_LEVEL, "info", "LEVEL", log_level, 0,
 	    "log up to LEVEL: error, warn, info or debug"),
 };
@@ -171,6 +179,7 @@ struct daemon {
 
 	struct replica *replica;
 	struct http_server *http;
+	struct ctrl_driver *ctrl;
 	struct join_work *join;
 	struct fetch_work *fetch;
 	struct restore *restore; /* --restore still to do */
@@ -1413,6 +1422,9 @@ static void begin_shutdown(struct daemon *d, int code)
 	}
 	d->closing = true;
 	d->exit_code = code;
+	/* The loops stop first: nothing new is proposed while closing. */
+	ctrl_driver_close(d->ctrl);
+	d->ctrl = NULL;
 	if (d->join != NULL) {
 		atomic_store(&d->join->cancel, true);
 		uv_cancel((uv_req_t *)&d->join->req);
@@ -1465,6 +1477,8 @@ static void leadership_cb(void *data, bool leading)
 		log_info("this replica (id %" PRIu64 ") now leads the cluster", d->id);
 	else
 		log_info("this replica (id %" PRIu64 ") stopped leading", d->id);
+	if (d->ctrl != NULL && !d->closing)
+		ctrl_driver_leading(d->ctrl, leading);
 }
 
 /* --restore: the backup is checked before anything is created, so a
@@ -1600,6 +1614,16 @@ static int start_serving(struct daemon *d, enum start_mode mode)
 	}
 	replica_on_failed(d->replica, replica_failed_cb, d);
 	replica_on_removed(d->replica, replica_removed_cb, d);
+	{
+		struct ctrl_config cc;
+		ctrl_config_init(&cc);
+		cc.node_grace_ms = c->node_grace_ms;
+		cc.eviction_toleration_s = c->pod_eviction_ms / 1000;
+		if (ctrl_driver_new(&d->loop, d->replica, &cc, &d->ctrl) != 0) {
+			log_error("out of memory");
+			return EXIT_FAILURE;
+		}
+	}
 	if (replica_on_leadership(d->replica, leadership_cb, d) != 0) {
 		log_error("out of memory");
 		return EXIT_FAILURE;

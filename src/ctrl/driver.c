@@ -1,0 +1,177 @@
+/* The controller manager on capstand's loop (see driver.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "src/ctrl/driver.h"
+#include "src/lib/log.h"
+
+/* Syncs per loop turn: the API keeps answering while controllers work. */
+#define SYNC_BUDGET 256
+
+struct ctrl_driver {
+	uv_loop_t *loop;
+	struct replica *replica;
+	struct ctrl_manager *m;
+	uv_timer_t timer;
+	bool armed_now;
+};
+
+struct apply_req {
+	struct replica_apply req;
+	ctrl_write_cb cb;
+	void *arg;
+};
+
+static uint64_t env_now(void *data)
+{
+	struct timespec ts;
+
+	(void)data;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t env_random(void *data)
+{
+	uint64_t v = 0;
+
+	(void)data;
+	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+		/* getrandom does not fail for 8 bytes once seeded. */
+		v = env_now(NULL) * 0x9e3779b97f4a7c15ULL;
+	}
+	return v;
+}
+
+static void apply_cb(struct replica_apply *req, int status, const struct store_result *res)
+{
+	struct apply_req *a = req->data;
+
+	a->cb(a->arg, status, res);
+	free(a);
+}
+
+static int env_apply(void *data, const struct store_cmd *cmd, ctrl_write_cb cb, void *arg)
+{
+	struct ctrl_driver *d = data;
+	struct apply_req *a = malloc(sizeof(*a));
+	int rv;
+
+	if (a == NULL)
+		return -ENOMEM;
+	a->cb = cb;
+	a->arg = arg;
+	a->req.data = a;
+	rv = replica_apply(d->replica, &a->req, cmd, apply_cb);
+	if (rv != 0)
+		free(a);
+	return rv;
+}
+
+static void timer_cb(uv_timer_t *t);
+
+static void arm(struct ctrl_driver *d, bool now)
+{
+	uint64_t next, wall;
+
+	if (!ctrl_manager_running(d->m)) {
+		uv_timer_stop(&d->timer);
+		return;
+	}
+	if (now) {
+		if (!d->armed_now)
+			uv_timer_start(&d->timer, timer_cb, 0, 0);
+		d->armed_now = true;
+		return;
+	}
+	next = ctrl_manager_next(d->m);
+	if (next == UINT64_MAX) {
+		uv_timer_stop(&d->timer);
+		return;
+	}
+	wall = env_now(NULL);
+	uv_timer_start(&d->timer, timer_cb, next > wall ? next - wall : 0, 0);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct ctrl_driver *d = t->data;
+	bool more;
+
+	d->armed_now = false;
+	more = ctrl_manager_run(d->m, SYNC_BUDGET);
+	arm(d, more);
+}
+
+/* Called from store watch callbacks and enqueues: never run inline. */
+static void env_wakeup(void *data)
+{
+	arm(data, true);
+}
+
+int ctrl_driver_new(uv_loop_t *loop, struct replica *replica, const struct ctrl_config *config,
+		    struct ctrl_driver **ret)
+{
+	struct ctrl_driver *d = calloc(1, sizeof(*d));
+	struct ctrl_env env = {0};
+	int rv;
+
+	if (d == NULL)
+		return -ENOMEM;
+	d->loop = loop;
+	d->replica = replica;
+	env.data = d;
+	env.now_ms = env_now;
+	env.random = env_random;
+	env.apply = env_apply;
+	env.wakeup = env_wakeup;
+	rv = ctrl_manager_new(&env, config, replica_store(replica), ctrl_all, &d->m);
+	if (rv != 0) {
+		free(d);
+		return rv;
+	}
+	uv_timer_init(loop, &d->timer);
+	d->timer.data = d;
+	*ret = d;
+	return 0;
+}
+
+void ctrl_driver_leading(struct ctrl_driver *d, bool leading)
+{
+	int rv;
+
+	if (!leading) {
+		ctrl_manager_stop(d->m);
+		uv_timer_stop(&d->timer);
+		d->armed_now = false;
+		return;
+	}
+	rv = ctrl_manager_start(d->m);
+	if (rv != 0) {
+		log_error("cannot start the controllers: %s", strerror(-rv));
+		return;
+	}
+	arm(d, true);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+void ctrl_driver_close(struct ctrl_driver *d)
+{
+	if (d == NULL)
+		return;
+	ctrl_manager_free(d->m);
+	d->m = NULL;
+	uv_close((uv_handle_t *)&d->timer, close_cb);
+}
+
+struct ctrl_manager *ctrl_driver_manager(struct ctrl_driver *d)
+{
+	return d->m;
+}
