@@ -30,7 +30,7 @@ static void usage(FILE *f)
 		"\n"
 		"Commands:\n"
 		"  local up|down              run a cluster of capstand processes on loopback\n"
-		"  cluster members|status|remove  Raft membership of the masters\n"
+		"  cluster init|join|members|status|remove  set up masters; Raft membership\n"
 		"  store get|put|delete|list|watch  the replicated store's diagnostic view\n"
 		"  get TYPE[/NAME] [NAME...]  show resources (table, wide, json, yaml, name)\n"
 		"  apply -f FILE|DIR|-        create or update objects from manifests\n"

@@ -4,6 +4,7 @@
 #define CAPSTAN_CLI_H
 
 #include <getopt.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -87,6 +88,10 @@ int cli_exit_for_status(long status);
  * each returns an exit code. */
 int cli_cmd_local(struct cli_global *g, int argc, char **argv);
 int cli_cmd_cluster(struct cli_global *g, int argc, char **argv);
+/* capstan cluster init|join (src/cli/cluster_init.c); @argv as for
+ * cli_cmd_cluster. */
+int cli_cmd_cluster_init(struct cli_global *g, int argc, char **argv, bool join);
+void cli_cluster_init_usage(FILE *f);
 int cli_cmd_store(struct cli_global *g, int argc, char **argv);
 /* Resource commands (get.c, apply.c, delete.c, describe.c, wait.c,
  * rollout.c); helpers in resource.h. */

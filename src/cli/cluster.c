@@ -18,9 +18,14 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: capstan cluster members [-o table|json]\n"
 		"       capstan cluster status\n"
-		"       capstan cluster remove ID\n"
+		"       capstan cluster remove ID\n");
+	cli_cluster_init_usage(f);
+	fprintf(f,
+		"\n"
 		"Show and change the Raft membership of the masters.\n"
 		"\n"
+		"  init      set this machine up as the first master (see above)\n"
+		"  join      set this machine up as another master (see above)\n"
 		"  members   list the members (id, raft address, API URL, role, leader)\n"
 		"            and the answering master's term, commit and applied index\n"
 		"  status    ask every member's /readyz; exit 0 only when a leader is\n"
@@ -194,6 +199,32 @@ static int do_remove(struct cli_http_client *c, uint64_t id)
 	return code;
 }
 
+/* The first positional argument (skipping the values of the options that
+ * take one), or NULL. */
+static const char *cli_cluster_verb(int argc, char **argv)
+{
+	static const char *const with_value[] = {
+		"--kubeconfig", "--server", "--token", "--context", "--request-timeout", "-o",
+		"--output", "--config", "--data-dir", "--listen", "--raft-address",
+		"--advertise-url", "--plain-listen", "--san", "--ca-file", "--start",
+		"--capstand", "--wait", NULL};
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return i + 1 < argc ? argv[i + 1] : NULL;
+		if (argv[i][0] != '-')
+			return argv[i];
+		for (const char *const *w = with_value; *w != NULL; w++) {
+			if (strcmp(argv[i], *w) == 0) {
+				i++;
+				break;
+			}
+		}
+	}
+	return NULL;
+}
+
 int cli_cmd_cluster(struct cli_global *g, int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -207,6 +238,10 @@ int cli_cmd_cluster(struct cli_global *g, int argc, char **argv)
 	uint64_t id = 0;
 	int c, code;
 
+	/* init and join have options of their own. */
+	verb = cli_cluster_verb(argc, argv);
+	if (verb != NULL && (strcmp(verb, "init") == 0 || strcmp(verb, "join") == 0))
+		return cli_cmd_cluster_init(g, argc, argv, strcmp(verb, "join") == 0);
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
 		switch (c) {
@@ -223,7 +258,7 @@ int cli_cmd_cluster(struct cli_global *g, int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		return cli_usage_error("cluster", "missing verb (members, status, remove)");
+		return cli_usage_error("cluster", "missing verb (init, join, members, status, remove)");
 	verb = argv[optind];
 	if (strcmp(verb, "members") == 0 || strcmp(verb, "status") == 0) {
 		if (argc - optind != 1)
