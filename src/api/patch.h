@@ -72,4 +72,19 @@ int api_patch_strategic(const struct api_type *type, json_t **target, const json
 int api_patch_apply(const struct api_type *type, json_t **live, const json_t *applied,
 		    char *err, size_t errlen);
 
+/* The three-way strategic merge patch that client-side apply sends
+ * (kubectl's CreateThreeWayMergePatch): from the last applied
+ * configuration @orig (NULL when none), the new configuration @mod and the
+ * live object @cur, all borrowed. Fields of @mod that differ from @cur are
+ * set (maps merge recursively; lists with a patch merge key send changed
+ * and new items by key, lists of scalars with the merge strategy send new
+ * values, both with $setElementOrder; other lists are sent whole); fields
+ * and keyed items of @orig missing from @mod are deleted (null, "$patch:
+ * delete", $deleteFromPrimitiveList); maps with the retainKeys strategy
+ * get $retainKeys. @type: the kind's root type index (-1: no schema, which
+ * gives a JSON merge patch). *@ret_patch: a new object, empty when nothing
+ * changes. Errors: -EINVAL (@mod or @cur not an object), -ENOMEM. */
+int api_patch_strategic_diff(int type, const json_t *orig, const json_t *mod, const json_t *cur,
+			     json_t **ret_patch);
+
 #endif

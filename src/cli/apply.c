@@ -2,19 +2,15 @@
  *
  * For each object of the manifests: GET it; if absent, POST it with
  * kubectl.kubernetes.io/last-applied-configuration set to the applied
- * object as compact JSON; if present, PATCH it with a JSON merge patch
- * (application/merge-patch+json, RFC 7386) computed by a three-way diff:
+ * object as compact JSON; if present, PATCH it with the three-way
+ * strategic merge patch kubectl sends (api_patch_strategic_diff):
  * - original = the live object's last-applied annotation,
  * - modified = the new configuration (with its new annotation),
  * - current  = the live object.
- * Maps are diffed key by key: a value of modified that differs from the
- * current one is set; a key of original that modified no longer has is
- * set to null (deleted), so fields others set (defaults, status) stay.
- * Lists are atomic in a merge patch: a list is sent whole when modified
- * differs from original (or, without an original, from current), so
- * server-defaulted fields inside list items do not make every apply a
- * change. Unlike kubectl's strategic merge patch, items of lists that
- * others added are replaced, not merged by key. */
+ * Fields others set (defaults, status, items others added to keyed lists)
+ * stay; fields and keyed items removed from the configuration since the
+ * last apply are deleted. Kinds this CLI has no schema for get a JSON
+ * merge patch from the same diff. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +18,8 @@
 
 #include <jansson.h>
 
+#include "src/api/patch.h"
+#include "src/api/registry.h"
 #include "src/cli/cli.h"
 #include "src/cli/resource.h"
 
@@ -45,44 +43,6 @@ static void usage(FILE *f)
 		"See capstan(1).\n");
 }
 
-/* Three-way diff of maps; returns a new (possibly empty) patch object. */
-static json_t *diff_map(const json_t *orig, const json_t *mod, const json_t *cur)
-{
-	json_t *patch = json_object(), *mv, *ov, *cv;
-	const char *key;
-
-	if (patch == NULL)
-		return NULL;
-	json_object_foreach((json_t *)mod, key, mv)
-	{
-		ov = json_object_get(orig, key);
-		cv = json_object_get(cur, key);
-		if (json_is_object(mv) && json_is_object(cv)) {
-			json_t *sub = diff_map(json_is_object(ov) ? ov : NULL, mv, cv);
-			if (sub == NULL) {
-				json_decref(patch);
-				return NULL;
-			}
-			if (json_object_size(sub) > 0)
-				json_object_set_new(patch, key, sub);
-			else
-				json_decref(sub);
-		} else if (json_is_array(mv) && cv != NULL) {
-			const json_t *base = ov != NULL ? ov : cv;
-			if (!json_equal(mv, base))
-				json_object_set(patch, key, mv);
-		} else if (cv == NULL || !json_equal(mv, cv)) {
-			json_object_set(patch, key, mv);
-		}
-	}
-	json_object_foreach((json_t *)orig, key, ov)
-	{
-		if (json_object_get(mod, key) == NULL && json_object_get(cur, key) != NULL)
-			json_object_set_new(patch, key, json_null());
-	}
-	return patch;
-}
-
 static void kind_name(const struct res_type *t, const char *name, char *buf, size_t len)
 {
 	if (t->group[0] == '\0')
@@ -100,6 +60,7 @@ static int apply_one(struct cli_http_client *c, const struct res_discovery *d, j
 	json_t *mod = NULL, *live = NULL, *orig = NULL, *patch = NULL, *meta, *ann;
 	char path[4096], what[512], *last = NULL;
 	const char *last_live;
+	const struct api_kind *k;
 	int code;
 
 	if (t == NULL)
@@ -155,9 +116,9 @@ static int apply_one(struct cli_http_client *c, const struct res_discovery *d, j
 		json_object_get(json_object_get(live, "metadata"), "annotations"), LAST_APPLIED));
 	if (last_live != NULL)
 		orig = json_loads(last_live, 0, NULL);
-	patch = diff_map(orig, mod, live);
-	if (patch == NULL) {
-		code = cli_fail(CLI_EXIT_FAILURE, "out of memory");
+	k = api_kind_by_gvk(t->group, t->version, t->kind);
+	if (api_patch_strategic_diff(k != NULL ? k->type : -1, orig, mod, live, &patch) != 0) {
+		code = cli_fail(CLI_EXIT_FAILURE, "cannot compute the patch of %s", what);
 		goto out;
 	}
 	if (json_object_size(patch) == 0) {
@@ -165,7 +126,8 @@ static int apply_one(struct cli_http_client *c, const struct res_discovery *d, j
 		code = CLI_EXIT_OK;
 		goto out;
 	}
-	code = res_call(c, "PATCH", path, RES_MERGE_PATCH, RES_JSON, patch, false, NULL);
+	code = res_call(c, "PATCH", path, k != NULL ? RES_STRATEGIC_PATCH : RES_MERGE_PATCH,
+			RES_JSON, patch, false, NULL);
 	if (code == CLI_EXIT_OK)
 		printf("%s configured\n", what);
 out:

@@ -19,6 +19,7 @@
 #define RES_ACCEPT_TABLE "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 #define RES_JSON "application/json"
 #define RES_MERGE_PATCH "application/merge-patch+json"
+#define RES_STRATEGIC_PATCH "application/strategic-merge-patch+json"
 
 /* One served resource (owned strings). */
 struct res_type {

@@ -141,6 +141,21 @@ def get_apply_describe_delete(ctx):
                                 "pod/p1 unchanged"], out
     cm = json.loads(cli.run("get", "cm", "cm1", "-o", "json").stdout)
     assert cm["data"] == {"a": "1", "c": "3", "other": "x"}, cm["data"]
+    # Strategic merge, as kubectl: a container someone else added stays when
+    # the applied one changes (a JSON merge patch would replace the list).
+    r = m.request("PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
+                  body=json.dumps({"spec": {"template": {"spec": {"containers": [
+                      {"name": "side", "image": "busybox:side"}]}}}}),
+                  headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert r.status == 200, r
+    path3 = write(ctx, "m3.yaml", MANIFEST.replace('b: "2"', 'c: "3"').replace(
+        "        image: busybox:1.36", "        image: busybox:1.37"))
+    out = cli.run("apply", "-f", path3).stdout
+    assert out.splitlines() == ["configmap/cm1 unchanged", "deployment.apps/web configured",
+                                "pod/p1 unchanged"], out
+    dep = json.loads(cli.run("get", "deploy", "web", "-o", "json").stdout)
+    images = {c["name"]: c["image"] for c in dep["spec"]["template"]["spec"]["containers"]}
+    assert images == {"c": "busybox:1.37", "side": "busybox:side"}, images
     # A directory of manifests.
     d = ctx.path("dir")
     os.makedirs(d)

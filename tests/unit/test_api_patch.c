@@ -919,6 +919,86 @@ static void test_oom_sweep(void **state)
 	}
 }
 
+
+/* ------------------------------------------------------ three-way diff */
+
+/* Diffs, checks the patch, applies it to @cur and checks the result. */
+static void diff_case(const char *kind, const char *orig, const char *mod, const char *cur,
+		      const char *want_patch, const char *want_result)
+{
+	const struct api_kind *k = api_kind_by_kind(kind);
+	json_t *o = orig != NULL ? J(orig) : NULL, *m = J(mod), *c = J(cur), *p = NULL;
+	char err[256] = "";
+
+	assert_non_null(k);
+	assert_int_equal(api_patch_strategic_diff(k->type, o, m, c, &p), 0);
+	assert_json(p, want_patch);
+	assert_int_equal(api_patch_strategic(api_type_get(k->type), &c, p, err, sizeof(err)), 0);
+	assert_json(c, want_result);
+	json_decref(o);
+	json_decref(m);
+	json_decref(c);
+	json_decref(p);
+}
+
+#define DSPEC(c) "{\"spec\":{\"template\":{\"spec\":{\"containers\":" c "}}}}"
+
+static void test_diff_keyed_lists(void **state)
+{
+	(void)state;
+	/* A changed image; the sidecar someone else added stays. */
+	diff_case("Deployment", DSPEC("[{\"name\":\"a\",\"image\":\"v1\"}]"),
+		  DSPEC("[{\"name\":\"a\",\"image\":\"v2\"}]"),
+		  DSPEC("[{\"name\":\"a\",\"image\":\"v1\",\"imagePullPolicy\":\"Always\"},"
+			"{\"name\":\"side\",\"image\":\"s\"}]"),
+		  "{\"spec\":{\"template\":{\"spec\":{\"$setElementOrder/containers\":"
+		  "[{\"name\":\"a\"}],\"containers\":[{\"name\":\"a\",\"image\":\"v2\"}]}}}}",
+		  DSPEC("[{\"name\":\"a\",\"image\":\"v2\",\"imagePullPolicy\":\"Always\"},"
+			"{\"name\":\"side\",\"image\":\"s\"}]"));
+	/* A container removed from the configuration is deleted by key. */
+	diff_case("Deployment",
+		  DSPEC("[{\"name\":\"a\",\"image\":\"v1\"},{\"name\":\"b\",\"image\":\"v1\"}]"),
+		  DSPEC("[{\"name\":\"a\",\"image\":\"v1\"}]"),
+		  DSPEC("[{\"name\":\"a\",\"image\":\"v1\"},{\"name\":\"b\",\"image\":\"v1\"}]"),
+		  "{\"spec\":{\"template\":{\"spec\":{\"$setElementOrder/containers\":"
+		  "[{\"name\":\"a\"}],\"containers\":[{\"$patch\":\"delete\",\"name\":\"b\"}]}}}}",
+		  DSPEC("[{\"name\":\"a\",\"image\":\"v1\"}]"));
+	/* Server-defaulted fields inside items are no change. */
+	diff_case("Deployment", DSPEC("[{\"name\":\"a\",\"image\":\"v1\"}]"),
+		  DSPEC("[{\"name\":\"a\",\"image\":\"v1\"}]"),
+		  DSPEC("[{\"name\":\"a\",\"image\":\"v1\",\"terminationMessagePath\":\"/x\"}]"),
+		  "{}", DSPEC("[{\"name\":\"a\",\"image\":\"v1\",\"terminationMessagePath\":\"/x\"}]"));
+}
+
+static void test_diff_maps_and_scalars(void **state)
+{
+	(void)state;
+	/* A label removed since the last apply goes; one added by others stays. */
+	diff_case("ConfigMap",
+		  "{\"metadata\":{\"labels\":{\"a\":\"1\",\"b\":\"2\"}},\"data\":{\"k\":\"v\"}}",
+		  "{\"metadata\":{\"labels\":{\"a\":\"1\"}},\"data\":{\"k\":\"w\"}}",
+		  "{\"metadata\":{\"labels\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"}},"
+		  "\"data\":{\"k\":\"v\"}}",
+		  "{\"metadata\":{\"labels\":{\"b\":null}},\"data\":{\"k\":\"w\"}}",
+		  "{\"metadata\":{\"labels\":{\"a\":\"1\",\"c\":\"3\"}},\"data\":{\"k\":\"w\"}}");
+	/* No last-applied: nothing is deleted. */
+	diff_case("ConfigMap", NULL, "{\"data\":{\"k\":\"v\"}}",
+		  "{\"data\":{\"k\":\"v\",\"x\":\"y\"}}", "{}",
+		  "{\"data\":{\"k\":\"v\",\"x\":\"y\"}}");
+}
+
+static void test_diff_primitive_merge_list(void **state)
+{
+	(void)state;
+	/* metadata.finalizers merges as a set. */
+	diff_case("ConfigMap", "{\"metadata\":{\"finalizers\":[\"a/x\",\"a/y\"]}}",
+		  "{\"metadata\":{\"finalizers\":[\"a/x\",\"a/z\"]}}",
+		  "{\"metadata\":{\"finalizers\":[\"a/x\",\"a/y\",\"o/w\"]}}",
+		  "{\"metadata\":{\"$setElementOrder/finalizers\":[\"a/x\",\"a/z\"],"
+		  "\"$deleteFromPrimitiveList/finalizers\":[\"a/y\"],\"finalizers\":[\"a/z\"]}}",
+		  "{\"metadata\":{\"finalizers\":[\"a/x\",\"a/z\",\"o/w\"]}}");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -944,6 +1024,9 @@ int main(void)
 		cmocka_unit_test(test_apply_update),
 		cmocka_unit_test(test_apply_errors),
 		cmocka_unit_test(test_oom_sweep),
+		cmocka_unit_test(test_diff_keyed_lists),
+		cmocka_unit_test(test_diff_maps_and_scalars),
+		cmocka_unit_test(test_diff_primitive_merge_list),
 	};
 	return cmocka_run_group_tests_name("api_patch", tests, NULL, NULL);
 }
