@@ -36,6 +36,7 @@ static void usage(FILE *f)
 		"  apply -f FILE|DIR|-        create or update objects from manifests\n"
 		"  delete TYPE NAME... | -f FILE  delete objects\n"
 		"  describe TYPE NAME         show an object and its events\n"
+		"  logs [pod/]NAME [-c C] [-f]  print (and follow) a container's log\n"
 		"  wait TYPE/NAME --for=...   wait for a condition or a deletion\n"
 		"  rollout status deployment/NAME  follow a Deployment's rollout\n"
 		"  token create|list|revoke   bootstrap tokens for joining masters and nodes\n"
@@ -69,6 +70,7 @@ int main(int argc, char *argv[])
 		{"apply", cli_cmd_apply},
 		{"delete", cli_cmd_delete},
 		{"describe", cli_cmd_describe},
+		{"logs", cli_cmd_logs},
 		{"wait", cli_cmd_wait},
 		{"rollout", cli_cmd_rollout},
 		{"token", cli_cmd_token},

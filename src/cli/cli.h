@@ -100,6 +100,8 @@ int cli_cmd_apply(struct cli_global *g, int argc, char **argv);
 int cli_cmd_delete(struct cli_global *g, int argc, char **argv);
 int cli_cmd_describe(struct cli_global *g, int argc, char **argv);
 int cli_cmd_wait(struct cli_global *g, int argc, char **argv);
+/* capstan logs (src/cli/logs.c). */
+int cli_cmd_logs(struct cli_global *g, int argc, char **argv);
 int cli_cmd_rollout(struct cli_global *g, int argc, char **argv);
 /* capstan token create|list|revoke: bootstrap tokens (src/cli/token.c). */
 int cli_cmd_token(struct cli_global *g, int argc, char **argv);

@@ -5,5 +5,8 @@
 
 const struct ctrl_ops *const ctrl_all[] = {
 	/* controllers */
+	&ctrl_daemonset_ops,
+	&ctrl_statefulset_ops,
+	&ctrl_pvbinder_ops,
 	NULL,
 };
