@@ -15,6 +15,7 @@
 #include "http/auth.h"
 #include "src/api/registry.h"
 #include "src/lib/codec.h"
+#include "src/lib/satoken.h"
 
 struct http_tokens {
 	struct token {
@@ -566,6 +567,45 @@ out:
 	OPENSSL_cleanse(buf, BOOTSTRAP_VALUE_MAX + 1);
 	free(buf);
 	return rv;
+}
+
+/* ------------------------------------------------------------ service accounts */
+
+int http_sa_user_new(const struct satoken_info *info, struct http_user **ret_user)
+{
+	struct http_user *u = calloc(1, sizeof(*u));
+	size_t nlen;
+	int rv = -ENOMEM;
+
+	if (u == NULL)
+		return -ENOMEM;
+	nlen = strlen(SATOKEN_USER_PREFIX) + strlen(info->ns) + 1 + strlen(info->sa_name) + 1;
+	u->name = malloc(nlen);
+	u->uid = strdup(info->sa_uid);
+	if (u->name == NULL || u->uid == NULL)
+		goto err;
+	snprintf(u->name, nlen, "%s%s:%s", SATOKEN_USER_PREFIX, info->ns, info->sa_name);
+	if (user_add_group(u, SATOKEN_GROUP_ALL, strlen(SATOKEN_GROUP_ALL)) != 0)
+		goto err;
+	{
+		size_t glen = strlen(SATOKEN_GROUP_NS_PREFIX) + strlen(info->ns) + 1;
+		char *g = malloc(glen);
+		if (g == NULL)
+			goto err;
+		snprintf(g, glen, "%s%s", SATOKEN_GROUP_NS_PREFIX, info->ns);
+		rv = user_add_group(u, g, strlen(g));
+		free(g);
+		if (rv != 0)
+			goto err;
+	}
+	rv = user_add_group(u, SATOKEN_GROUP_AUTHENTICATED, strlen(SATOKEN_GROUP_AUTHENTICATED));
+	if (rv != 0)
+		goto err;
+	*ret_user = u;
+	return 0;
+err:
+	http_user_free(u);
+	return -ENOMEM;
 }
 
 /* Paths open to anonymous users; see on_req() in server.c. */

@@ -1,5 +1,6 @@
-/* Authentication (static bearer tokens, client certificates of the cluster
- * CA) and the built-in authorizer of API requests.
+/* Authentication (static bearer tokens, bootstrap tokens, service-account
+ * tokens, client certificates of the cluster CA) and the built-in
+ * authorizer of API requests.
  *
  * Authentication yields a user {name, groups}; the authorizer then decides
  * from struct http_authz_attrs, which carries what a later RBAC authorizer
@@ -93,6 +94,15 @@ bool http_bootstrap_token_parse(const char *token, size_t len,
  * "true", being deleted, a refused extra group), -ENOMEM. */
 int http_bootstrap_token_check(const void *secret, size_t secret_len, const char *token,
 			       size_t len, int64_t now, struct http_user **ret_user);
+
+/* Service-account tokens (src/lib/satoken.h checks them): the user of a
+ * token whose claims and objects were checked is
+ * "system:serviceaccount:<ns>:<name>" with the account's uid and the
+ * groups system:serviceaccounts, system:serviceaccounts:<ns> and
+ * system:authenticated, as Kubernetes. Free it with http_user_free().
+ * Errors: -ENOMEM. */
+struct satoken_info;
+int http_sa_user_new(const struct satoken_info *info, struct http_user **ret_user);
 
 /* What the authorizer decides on. */
 struct http_authz_attrs {

@@ -43,6 +43,7 @@
 #include "http/internal.h"
 #include "http/kapi.h"
 #include "http/metrics.h"
+#include "http/serviceaccount.h"
 #include "raft/store.h"
 #include "src/lib/log.h"
 
@@ -477,6 +478,8 @@ static const struct http_user *authenticate(struct http_server *s, struct http_c
 		u = http_tokens_lookup(s->tokens, v.base + off, v.len - off);
 		if (u == NULL)
 			u = bootstrap_user(s, req, v.base + off, v.len - off);
+		if (u == NULL)
+			u = http__sa_user(s, req, v.base + off, v.len - off);
 		if (u != NULL)
 			return u;
 	}
@@ -730,7 +733,8 @@ void http__dispatch(struct http_request *hr)
 			http__snapshot(hr);
 		break;
 	case ROUTE_KAPI:
-		http__kapi(hr);
+		if (!http__sa_route(hr)) /* TokenRequest, SelfSubjectReview */
+			http__kapi(hr);
 		break;
 	case ROUTE_METRICS:
 		if (allow_methods(hr, "GET", NULL))
@@ -884,6 +888,7 @@ void http_server_close(struct http_server *s, void (*cb)(void *data), void *data
 		uv_close((uv_handle_t *)&s->listen_plain, listener_closed_cb);
 	http__watch_close_all(s);
 	http__kapi_close(s);
+	http__sa_close(s);
 	http__reader_close(s);
 	http__leader_close(s);
 	h2o_context_request_shutdown(&s->ctx);
@@ -1026,7 +1031,7 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *config,
 	handler->server = s;
 	h2o_context_init(&s->ctx, loop, &s->globalconf);
 	http__leader_init(s);
-	if (http__kapi_start(s) != 0)
+	if (http__kapi_start(s) != 0 || http__sa_start(s) != 0)
 		log_warn("http: no memory to subscribe to leadership");
 	s->accept_tls.ctx = &s->ctx;
 	s->accept_tls.hosts = s->globalconf.hosts;

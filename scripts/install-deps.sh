@@ -9,6 +9,7 @@ libraft-dev libuv1-dev libmsgpack-dev libyaml-dev libh2o-dev libjansson-dev
 libssl-dev libcurl4-openssl-dev libcmocka-dev libbsd-dev
 openssl curl nghttp2-client procps iproute2 python3
 etcd-server etcd-client man-db debhelper dpkg-dev fakeroot lintian rpm
+libarchive-dev runc containernetworking-plugins busybox-static iputils-ping
 "
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -5,7 +5,7 @@ Usage: tools/gen-proto-fields.py ROOT OUTDIR [SWAGGER.JSON]
 
 ROOT holds the Kubernetes sources laid out by Go import path, as a
 development-time checkout (nothing of it is committed):
-  ROOT/k8s.io/api/{core,apps}/v1/generated.proto and types.go
+  ROOT/k8s.io/api/{core,apps,networking}/v1/generated.proto and types.go
   ROOT/k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto and types.go
   ROOT/k8s.io/apimachinery/pkg/runtime/generated.proto
   ROOT/k8s.io/apimachinery/pkg/util/intstr/generated.proto
@@ -28,12 +28,15 @@ ROOTS = [
     ("", "v1", "ConfigMap", "k8s.io.api.core.v1.ConfigMap"),
     ("", "v1", "Secret", "k8s.io.api.core.v1.Secret"),
     ("", "v1", "Service", "k8s.io.api.core.v1.Service"),
+    ("", "v1", "ServiceAccount", "k8s.io.api.core.v1.ServiceAccount"),
+    ("networking.k8s.io", "v1", "Ingress", "k8s.io.api.networking.v1.Ingress"),
     ("apps", "v1", "Deployment", "k8s.io.api.apps.v1.Deployment"),
 ]
 
 PROTO_FILES = [
     "k8s.io/api/core/v1",
     "k8s.io/api/apps/v1",
+    "k8s.io/api/networking/v1",
     "k8s.io/apimachinery/pkg/apis/meta/v1",
     "k8s.io/apimachinery/pkg/runtime",
     "k8s.io/apimachinery/pkg/util/intstr",

@@ -5,8 +5,14 @@
 
 const struct ctrl_ops *const ctrl_all[] = {
 	/* controllers */
+	&ctrl_scheduler_ops,
 	&ctrl_daemonset_ops,
 	&ctrl_statefulset_ops,
 	&ctrl_pvbinder_ops,
+	&ctrl_endpoints_ops,
+	&ctrl_endpointslice_ops,
+	&ctrl_serviceaccount_ops,
+	&ctrl_replicaset_ops,
+	&ctrl_deployment_ops,
 	NULL,
 };

@@ -192,6 +192,9 @@ int ctrl_list(struct ctrl *c, const struct api_kind *k, const char *ns,
  * delete is graceful for pods on a node and for objects with finalizers
  * (sets deletionTimestamp) and adds the Orphan/Foreground finalizer for
  * those policies.
+ * Both validate the new object against its schema (a refused write is
+ * -EINVAL, logged with the causes); the update rules for users (immutable
+ * fields) do not apply, so the scheduler binds by setting spec.nodeName.
  * Trees are borrowed (not modified). @requeue (copied; may be NULL) is the
  * key queued again once the write completes; while it is in flight, its
  * sync waits. Synchronous errors (nothing proposed): -EINVAL (invalid

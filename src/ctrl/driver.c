@@ -79,6 +79,7 @@ static void arm(struct ctrl_driver *d, bool now)
 
 	if (!ctrl_manager_running(d->m)) {
 		uv_timer_stop(&d->timer);
+		d->armed_now = false;
 		return;
 	}
 	if (now) {
@@ -87,6 +88,9 @@ static void arm(struct ctrl_driver *d, bool now)
 		d->armed_now = true;
 		return;
 	}
+	/* A wakeup during the run already asked for the next one. */
+	if (d->armed_now)
+		return;
 	next = ctrl_manager_next(d->m);
 	if (next == UINT64_MAX) {
 		uv_timer_stop(&d->timer);

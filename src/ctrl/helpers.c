@@ -159,15 +159,21 @@ static int propose(struct ctrl *c, enum store_cmd_type type, enum store_cond con
 	return ctrl__propose(c, &cmd, requeue);
 }
 
-static int check_valid(struct ctrl *c, const struct api_kind *k, const json_t *old,
-		       const json_t *obj)
+/* Controllers' writes must be well-formed objects. The update rules
+ * (immutable fields) are not applied: the scheduler binds by setting
+ * spec.nodeName, which only pods/binding may do for users. */
+static int check_valid(struct ctrl *c, const struct api_kind *k, const json_t *obj)
 {
 	struct api_errors e;
 	int rv;
 
 	api_errors_init(&e);
-	rv = old != NULL ? api_validate_update(k, old, obj, 0, &e) : api_validate(k, obj, 0, &e);
-	if (rv != 0) {
+	rv = api_validate(k, obj, 0, &e);
+	if (rv == -ENOMEM) {
+		api_errors_close(&e);
+		return rv;
+	}
+	if (rv != 0 || e.n > 0) {
 		char *msg = api_errors_message(&e, k->kind, meta_str(obj, "name"));
 		ctrl_log(c, LOG_LEVEL_WARN, "refusing to write an invalid object: %s",
 			 msg != NULL ? msg : "(no message)");
@@ -220,7 +226,7 @@ int ctrl_create(struct ctrl *c, const struct api_kind *k, const json_t *src,
 				       ctrl_random(c));
 	if (rv != 0)
 		goto out;
-	rv = check_valid(c, k, NULL, obj);
+	rv = check_valid(c, k, obj);
 	if (rv != 0)
 		goto out;
 	name = meta_str(obj, "name");
@@ -275,7 +281,7 @@ int ctrl_update(struct ctrl *c, const struct api_kind *k, const json_t *src,
 			     NULL, requeue);
 		goto out;
 	}
-	rv = check_valid(c, k, old, obj);
+	rv = check_valid(c, k, obj);
 	if (rv != 0)
 		goto out;
 	rv = encode(obj, &val);

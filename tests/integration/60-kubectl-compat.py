@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(SRCDIR, "tests", "compat"))
 import kubectl_compat as kc  # noqa: E402
 
 # Checks that fail today (see tests/compat/KNOWN-FAILURES.md), by kubectl.
-NOT_YET_ALL = {"auth whoami", "delete --cascade=foreground (no dependents)"}
+NOT_YET_ALL = {"delete --cascade=foreground (no dependents)"}
 # kubectl 1.27 prints "pod/p1 annotate" for annotate (see KNOWN-FAILURES.md).
 NOT_YET_1_27 = {"annotate"}
 
