@@ -64,6 +64,8 @@ struct write_op {
 	void *mp;              /* heap: the object to answer with */
 	size_t mp_len;
 	uint64_t old_rev;      /* W_DELETE: the object's last revision */
+	unsigned retries;      /* a delete without preconditions: tries left
+				  after a conflict with a concurrent write */
 	char uid[40];
 	/* A Service write: its allocations (kapi__alloc), held here so that
 	 * they are released when the write is certainly not done (claims of
@@ -384,6 +386,13 @@ static uint64_t wall_ms(void)
 
 static void apply_cb(struct replica_apply *a, int status, const struct store_result *res);
 
+/* A DELETE without preconditions is retried on a conflict, as Kubernetes'
+ * storage does: a controller writing status meanwhile must not make a
+ * user's delete fail. Set around propose() by kapi__delete. */
+#define DELETE_RETRIES 5
+static unsigned delete_budget = DELETE_RETRIES; /* for the next kapi__delete */
+static unsigned propose_retries;                /* for the next propose */
+
 /* Proposes the command; takes @mp (heap, the object to answer with) in
  * all cases. */
 static void propose(struct http_request *hr, struct kapi_target *t, enum write_kind wk,
@@ -393,8 +402,10 @@ static void propose(struct http_request *hr, struct kapi_target *t, enum write_k
 {
 	struct store_cmd cmd = {0};
 	struct write_op *w;
+	unsigned retries = propose_retries;
 	int rv;
 
+	propose_retries = 0;
 	w = http__op_new(hr, sizeof(*w));
 	if (w == NULL) {
 		svc_unclaim(hr->server, c);
@@ -414,6 +425,7 @@ static void propose(struct http_request *hr, struct kapi_target *t, enum write_k
 	w->mp = mp;
 	w->mp_len = mp_len;
 	w->old_rev = mod_rev;
+	w->retries = retries;
 	if (status_uid != NULL) {
 		w->answer_status = true;
 		snprintf(w->uid, sizeof(w->uid), "%s", status_uid);
@@ -489,6 +501,13 @@ static void apply_cb(struct replica_apply *a, int status, const struct store_res
 				 "the write failed after it was proposed: its outcome is unknown");
 	} else if (res->status == STORE_EEXIST) {
 		send_exists(req, k, w->name);
+	} else if (res->status == STORE_ESTALE && w->retries > 0) {
+		struct kapi_target *t = w->t;
+		delete_budget = w->retries - 1;
+		write_op_free(w);
+		kapi__delete(hr, t);
+		delete_budget = DELETE_RETRIES;
+		return;
 	} else if (res->status == STORE_ESTALE) {
 		send_conflict(req, k, w->name);
 	} else if (res->status == STORE_ENOENT) {
@@ -1037,6 +1056,7 @@ void kapi__delete(struct http_request *hr, struct kapi_target *t)
 			free(mp);
 			goto out;
 		}
+		propose_retries = o.uid == NULL && o.rv == NULL ? delete_budget : 0;
 		propose(hr, t, W_DELETE_MARK, 200, t->key, t->key_len, t->name, mp, mp_len,
 			STORE_COND_MOD_REV, kv.mod_rev, NULL, NULL);
 		goto out;
@@ -1056,6 +1076,7 @@ void kapi__delete(struct http_request *hr, struct kapi_target *t)
 	/* A committed Service delete frees its addresses. */
 	if (is_service(k) && kapi__alloc(hr->server, &rnd, &dc.gen) != NULL)
 		dc.svc_new = obj;
+	propose_retries = o.uid == NULL && o.rv == NULL ? delete_budget : 0;
 	propose(hr, t, W_DELETE, 200, t->key, t->key_len, t->name, mp, kv.val_len,
 		STORE_COND_MOD_REV, kv.mod_rev,
 		is_pod || is_service(k) ? NULL : (uid != NULL ? uid : ""), &dc);

@@ -116,8 +116,11 @@ bool api_object_prepare_update(const struct api_kind *k, const json_t *old, json
 		json_object_set_new(meta, "generation", json_integer(gen + 1));
 	}
 	/* The update that removes the last finalizer of an object being
-	 * deleted deletes it. */
+	 * deleted deletes it, unless its grace period still runs (a pod that
+	 * its agent is stopping: the agent deletes it with grace 0). */
+	json_t *grace = json_object_get(meta, "deletionGracePeriodSeconds");
 	return json_object_get(meta, "deletionTimestamp") != NULL &&
+	       (!json_is_integer(grace) || json_integer_value(grace) == 0) &&
 	       !has_items(json_object_get(meta, "finalizers")) &&
 	       !(is_core(k, "Namespace") &&
 		 has_items(json_object_get(json_object_get(obj, "spec"), "finalizers")));
@@ -182,8 +185,19 @@ int api_object_prepare_delete(const struct api_kind *k, json_t *obj, const char 
 	}
 	if (!graceful)
 		return API_DELETE_NOW;
-	if (deleting)
+	if (deleting) {
+		/* A shorter grace period shortens the running deletion (the
+		 * agent's final delete of a pod that still has finalizers). */
+		json_t *cur = json_object_get(meta, "deletionGracePeriodSeconds");
+		if (has_grace && json_is_integer(cur) && grace < json_integer_value(cur)) {
+			if (json_object_set_new(meta, "deletionGracePeriodSeconds",
+						json_integer(grace)) != 0)
+				return -ENOMEM;
+			json_object_del(meta, "resourceVersion");
+			return API_DELETE_MARK;
+		}
 		return API_DELETE_ALREADY;
+	}
 	if (json_object_set_new(meta, "deletionTimestamp", json_string(now)) != 0 ||
 	    json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(grace)) != 0)
 		return -ENOMEM;

@@ -27,8 +27,8 @@ int api_object_prepare_create(const struct api_kind *k, json_t *obj, const char 
 
 /* After an update's body has been merged with the stored @old: bumps
  * metadata.generation when spec changed. Returns true when @obj, an
- * object being deleted (deletionTimestamp) has no finalizer left and must
- * now be deleted instead of written. */
+ * object being deleted (deletionTimestamp) whose grace period is 0, has
+ * no finalizer left and must now be deleted instead of written. */
 bool api_object_prepare_update(const struct api_kind *k, const json_t *old, json_t *obj);
 
 enum api_delete_action {
@@ -42,7 +42,8 @@ enum api_delete_action {
  * their finalizer); pods on a node get a grace period (@grace_s, or when
  * @has_grace is false the pod's terminationGracePeriodSeconds, default
  * 30; 0 deletes at once); objects with finalizers and namespaces with
- * spec.finalizers are marked. @now is RFC 3339.
+ * spec.finalizers are marked; a second delete with a shorter grace
+ * period shortens it (API_DELETE_MARK). @now is RFC 3339.
  * Errors: -ENOMEM (returned as a negative value). */
 int api_object_prepare_delete(const struct api_kind *k, json_t *obj, const char *policy,
 			      bool has_grace, int64_t grace_s, const char *now);

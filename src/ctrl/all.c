@@ -6,6 +6,9 @@
 const struct ctrl_ops *const ctrl_all[] = {
 	/* controllers */
 	&ctrl_scheduler_ops,
+	&ctrl_nodelifecycle_ops,
+	&ctrl_namespace_ops,
+	&ctrl_gc_ops,
 	&ctrl_daemonset_ops,
 	&ctrl_statefulset_ops,
 	&ctrl_pvbinder_ops,

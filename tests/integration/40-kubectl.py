@@ -235,10 +235,14 @@ def apply_label_replace_finalizers(ctx):
     # kube-root-ca.crt: the ServiceAccount controller's, in every namespace.
     names = [r[0] for r in table(k.run("get", "cm").stdout)[1:] if r[0] != "kube-root-ca.crt"]
     assert names == ["cm1"], names
-    # Deleting a namespace makes it Terminating.
+    # Deleting a namespace makes it Terminating; the namespace controller
+    # empties it, then it goes.
+    k.run("create", "configmap", "in-foo", "-n", "foo")
     k.run("delete", "ns", "foo", "--wait=false")
-    rows = table(k.run("get", "ns", "foo").stdout)
-    assert rows[1][:2] == ["foo", "Terminating"], rows
+    r = k.run("get", "ns", "foo", check=False)
+    assert r.returncode != 0 or table(r.stdout)[1][:2] == ["foo", "Terminating"], r.stdout
+    ctx.wait_for("namespace foo gone",
+                 lambda: k.run("get", "ns", "foo", check=False).returncode != 0, timeout=30)
 
 
 @test(timeout=300)

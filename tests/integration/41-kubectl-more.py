@@ -206,38 +206,47 @@ def scale(ctx):
 
 @test(timeout=240)
 def delete_propagation(ctx):
+    """Foreground, orphan and background deletion, finished by the garbage
+    collector on the leader."""
     require_kubectl()
     c = Cluster(ctx).start(1)
     k = Kubectl(ctx, c.seed)
     ready(ctx, k)
+
+    def gone(*args):
+        return lambda: k.run("get", *args, check=False).returncode != 0
+
+    def rs_of(name):
+        return [i for i in k.json("get", "rs")["items"]
+                if i["metadata"]["name"].startswith(name + "-")]
+
+    # Foreground: the Deployment waits for its ReplicaSet, then goes.
     k.run("create", "deployment", "fg", "--image=busybox:1.36")
+    ctx.wait_for("fg's ReplicaSet", lambda: rs_of("fg"), timeout=30)
     r = k.run("delete", "deployment", "fg", "--cascade=foreground", "--wait=false")
     assert 'deployment.apps "fg" deleted' in r.stdout, r.stdout
-    d = k.json("get", "deployment", "fg")
-    assert d["metadata"].get("deletionTimestamp"), d["metadata"]
-    assert d["metadata"]["finalizers"] == ["foregroundDeletion"], d["metadata"]
-    # Orphan records itself the same way, with its own finalizer.
+    ctx.wait_for("fg gone", gone("deployment", "fg"), timeout=30)
+    assert rs_of("fg") == [], rs_of("fg")
+    # Orphan: the ReplicaSet stays, without its owner reference.
+    k.run("create", "deployment", "od", "--image=busybox:1.36")
+    ctx.wait_for("od's ReplicaSet", lambda: rs_of("od"), timeout=30)
+    k.run("delete", "deployment", "od", "--cascade=orphan", "--wait=false")
+    ctx.wait_for("od gone", gone("deployment", "od"), timeout=30)
+    rs = rs_of("od")
+    assert len(rs) == 1 and not rs[0]["metadata"].get("ownerReferences"), rs
+    # An object with no dependents: the finalizer is removed at once.
     k.run("create", "configmap", "or", "--from-literal=a=b")
     k.run("delete", "configmap", "or", "--cascade=orphan", "--wait=false")
-    cm = k.json("get", "configmap", "or")
-    assert cm["metadata"].get("deletionTimestamp"), cm["metadata"]
-    assert cm["metadata"]["finalizers"] == ["orphan"], cm["metadata"]
-    # Removing the finalizer (the garbage collector's job) ends the object.
-    k.run("patch", "configmap", "or", "--type=json", "-p",
-          '[{"op":"remove","path":"/metadata/finalizers"}]')
-    r = k.run("get", "configmap", "or", check=False)
-    assert r.returncode != 0 and "not found" in r.stderr, r.stderr
-    # Background (the default) deletes at once.
-    k.run("create", "configmap", "bg", "--from-literal=a=b")
-    k.run("delete", "configmap", "bg", "--cascade=background")
-    r = k.run("get", "configmap", "bg", check=False)
-    assert r.returncode != 0 and "not found" in r.stderr, r.stderr
-    # A committed Service delete frees its address for others.
+    ctx.wait_for("or gone", gone("configmap", "or"), timeout=30)
+    # Background (the default): the ReplicaSet follows its Deployment.
+    k.run("create", "deployment", "bg", "--image=busybox:1.36")
+    ctx.wait_for("bg's ReplicaSet", lambda: rs_of("bg"), timeout=30)
+    k.run("delete", "deployment", "bg", "--cascade=background")
+    ctx.wait_for("bg's ReplicaSet gone", lambda: rs_of("bg") == [], timeout=30)
+    # A Service deleted in the foreground goes too.
     k.run("create", "service", "clusterip", "s", "--tcp=80:80", "--clusterip=10.96.9.9")
     k.run("delete", "svc", "s", "--cascade=foreground", "--wait=false")
-    k.run("patch", "svc", "s", "--type=json", "-p",
-          '[{"op":"remove","path":"/metadata/finalizers"}]')
-    k.run("create", "service", "clusterip", "t", "--tcp=80:80", "--clusterip=10.96.9.9")
+    ctx.wait_for("s gone", gone("svc", "s"), timeout=30)
 
 
 if __name__ == "__main__":

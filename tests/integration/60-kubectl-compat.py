@@ -24,9 +24,9 @@ sys.path.insert(0, os.path.join(SRCDIR, "tests", "compat"))
 import kubectl_compat as kc  # noqa: E402
 
 # Checks that fail today (see tests/compat/KNOWN-FAILURES.md), by kubectl.
-NOT_YET_ALL = {"delete --cascade=foreground (no dependents)"}
-# kubectl 1.27 prints "pod/p1 annotate" for annotate (see KNOWN-FAILURES.md).
-NOT_YET_1_27 = {"annotate"}
+NOT_YET_ALL = set()
+# None left for kubectl 1.27 alone (see KNOWN-FAILURES.md).
+NOT_YET_1_27 = set()
 
 shared = {}
 

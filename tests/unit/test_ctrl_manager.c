@@ -358,6 +358,31 @@ static void test_write_semantics(void **state)
 	assert_null(ctrl_sim_get(s, "pods", "default", name));
 	json_decref(pods);
 
+	/* A pod with a finalizer on a node: removing the finalizer while
+	 * its grace period runs does not delete it; the agent's grace-0
+	 * delete does. */
+	p = json_pack("{s:s, s:s, s:{s:s, s:s, s:[s]}, s:{s:s, s:[{s:s, s:s}]}}", "apiVersion",
+		      "v1", "kind", "Pod", "metadata", "name", "fin", "namespace", "default",
+		      "finalizers", "example.com/x", "spec", "nodeName", "n1", "containers", "name",
+		      "c", "image", "busybox");
+	assert_int_equal(ctrl_create(g_ctrl, pk, p, NULL), 0);
+	json_decref(p);
+	ctrl_sim_run(s, 5);
+	assert_int_equal(ctrl_delete(g_ctrl, pk, "default", "fin", 0, NULL, NULL, -1, NULL), 0);
+	ctrl_sim_run(s, 5);
+	p = ctrl_get(g_ctrl, pk, "default", "fin", NULL);
+	json_object_del(json_object_get(p, "metadata"), "finalizers");
+	assert_int_equal(ctrl_update(g_ctrl, pk, p, NULL), 0);
+	json_decref(p);
+	ctrl_sim_run(s, 5);
+	p = ctrl_sim_get(s, "pods", "default", "fin");
+	assert_non_null(p);
+	assert_int_equal(ctrl_int(p, "metadata.deletionGracePeriodSeconds", -1), 30);
+	json_decref(p);
+	assert_int_equal(ctrl_delete(g_ctrl, pk, "default", "fin", 0, NULL, NULL, 0, NULL), 0);
+	ctrl_sim_run(s, 5);
+	assert_null(ctrl_sim_get(s, "pods", "default", "fin"));
+
 	/* No new objects in a terminating namespace. */
 	assert_int_equal(ctrl_sim_delete(s, "namespaces", NULL, "default", -1), 0);
 	p = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "v1", "kind", "ConfigMap",
