@@ -37,15 +37,21 @@ struct kclient_config {
 	const char *cert_pem;
 	const char *key_pem;
 	bool http1; /* plain http:// URLs speak HTTP/1.1 (default: h2c with
-		       prior knowledge, which capstand's plain listener takes) */
+		       prior knowledge, which capstand's plain listener takes;
+		       always HTTP/1.1 with libcurl < 8.0, whose h2c cannot
+		       reuse a connection) */
 };
 
-/* Errors: -ENOMEM, -EINVAL (no URL), -EIO (curl could not start). */
+/* Errors: -ENOMEM, -EINVAL (no URL, or more than 32), -EIO (curl could
+ * not start). */
 int kclient_new(uv_loop_t *loop, const struct kclient_config *config, struct kclient **ret);
-/* Cancels everything (callbacks run with -ECANCELED), then frees and
- * calls @cb (may be NULL) once the handles are closed. */
+/* Cancels everything (callbacks run with -ECANCELED; watches still
+ * running are freed without a callback and their handles become
+ * invalid), then frees and calls @cb (may be NULL) once the handles are
+ * closed. May be called from any callback of the client. */
 void kclient_close(struct kclient *c, void (*cb)(void *data), void *data);
-/* Replaces the master list (e.g. learned from the cluster). */
+/* Replaces the master list (e.g. learned from the cluster; copied);
+ * requests in flight finish where they are. Errors: as kclient_new(). */
 int kclient_set_urls(struct kclient *c, const char *const *urls);
 /* The URL requests go to now (borrowed). */
 const char *kclient_current_url(const struct kclient *c);

@@ -16,7 +16,13 @@
  *
  * Failures: a started capstand that exits, or a step that times out, ends
  * the command with one line naming the log file to read; processes
- * already started keep running ("capstan local down" stops them). */
+ * already started keep running ("capstan local down" stops them).
+ *
+ * --hollow-nodes N also runs one capstan-hollow (fake nodes for tests,
+ * src/hollow.c) in DIR/hollow/ against every master's HTTPS URL with the
+ * admin certificate, and waits until its N nodes are registered; "down"
+ * stops it first. DIR/hollow/ is also its --control-dir: a file
+ * DIR/hollow/stop-NODE stops that node's heartbeats. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -59,6 +65,7 @@ enum {
 	OPT_CAPSTAND,
 	OPT_PURGE,
 	OPT_WAIT,
+	OPT_HOLLOW_NODES,
 };
 
 struct master {
@@ -80,6 +87,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: capstan local up --dir DIR [--masters N] [--base-port P] [--capstand FILE] [--timeout DUR]\n"
+		"                       [--hollow-nodes N]\n"
 		"       capstan local down --dir DIR [--purge]\n"
 		"Run a cluster of capstand masters on 127.0.0.1, all in DIR.\n"
 		"\n"
@@ -98,6 +106,8 @@ static void usage(FILE *f)
 		"  --capstand FILE    the capstand to run (default: next to capstan,\n"
 		"                     ../sbin/capstand, or PATH)\n"
 		"  --timeout DUR      how long each step may take (default 60s)\n"
+		"  --hollow-nodes N   up: also run N hollow (fake) nodes for tests, named\n"
+		"                     hollow-0..; logs in DIR/hollow/ (default 0: none)\n"
 		"  --purge            down: also delete what capstan created in DIR\n"
 		"  -h, --help         show this help\n"
 		"\n"
@@ -835,7 +845,253 @@ struct up_opts {
 	uint64_t base_port;
 	uint64_t timeout_ms;
 	const char *capstand;
+	uint64_t hollow_nodes;
 };
+
+/* ------------------------------------------------------------ hollow nodes */
+
+#define HOLLOW_MAX 100000
+
+/* Whether @pid is a live capstan-hollow whose --control-dir is @dir. */
+static bool is_our_hollow(pid_t pid, const char *dir)
+{
+	char p[64], exe[PATH_MAX], *cmdline, *base;
+	size_t len;
+	ssize_t n;
+	bool found = false;
+
+	if (pid <= 0 || pid_gone(pid))
+		return false;
+	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
+	n = readlink(p, exe, sizeof exe - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	if ((size_t)n > 10 && strcmp(exe + n - 10, " (deleted)") == 0)
+		exe[n - 10] = '\0';
+	base = strrchr(exe, '/');
+	base = base != NULL ? base + 1 : exe;
+	if (strcmp(base, "capstan-hollow") != 0)
+		return false;
+	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+	if (cli_read_file(p, 1u << 20, &cmdline, &len) != 0)
+		return false;
+	for (size_t i = 0; i < len;) {
+		const char *arg = cmdline + i;
+		size_t al = strlen(arg);
+		if (strcmp(arg, "--control-dir") == 0 && i + al + 1 < len &&
+		    strcmp(arg + al + 1, dir) == 0)
+			found = true;
+		i += al + 1;
+	}
+	free(cmdline);
+	return found;
+}
+
+static pid_t hollow_running(const char *hdir)
+{
+	uint64_t pid;
+
+	if (read_uint_file(hdir, "hollow.pid", &pid) != 0 || pid == 0 || pid > INT_MAX)
+		return 0;
+	return is_our_hollow((pid_t)pid, hdir) ? (pid_t)pid : 0;
+}
+
+/* capstan-hollow next to capstan (the build tree), in ../libexec/capstan
+ * or ../lib/capstan (installed), or in the usual libexec directories. */
+static int find_hollow(char *buf, size_t len)
+{
+	static const char *const rel[] = {"capstan-hollow", "../libexec/capstan/capstan-hollow",
+					  "../lib/capstan/capstan-hollow"};
+	static const char *const abs_dirs[] = {"/usr/libexec/capstan", "/usr/local/libexec/capstan",
+					       "/usr/lib/capstan"};
+	char self[PATH_MAX], *slash;
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+				char real[PATH_MAX];
+				if (path_join(buf, len, self, rel[i]) == 0 && access(buf, X_OK) == 0) {
+					if (realpath(buf, real) != NULL)
+						snprintf(buf, len, "%s", real);
+					return CLI_EXIT_OK;
+				}
+			}
+		}
+	}
+	for (size_t i = 0; i < sizeof abs_dirs / sizeof abs_dirs[0]; i++) {
+		if (path_join(buf, len, abs_dirs[i], "capstan-hollow") == 0 && access(buf, X_OK) == 0)
+			return CLI_EXIT_OK;
+	}
+	return cli_fail(CLI_EXIT_FAILURE,
+			"capstan-hollow not found next to capstan or in a libexec directory");
+}
+
+/* Starts capstan-hollow detached, as start_master() starts capstand, and
+ * waits for its "all N nodes registered" log line. */
+static int start_hollow(const struct layout *l, const struct up_opts *o)
+{
+	char hdir[PATH_MAX], prog[PATH_MAX], log[PATH_MAX], pidfile[PATH_MAX], ca[PATH_MAX + 16],
+		cert[PATH_MAX + 16], key[PATH_MAX + 16], nodes[32], pidbuf[32], want[96];
+	char urls[LOCAL_MAX][48];
+	const char *argv[16 + 2 * LOCAL_MAX];
+	int argc = 0, nullfd = -1, logfd = -1, rv, code, st;
+	uint64_t deadline;
+	pid_t pid;
+
+	path_join(hdir, sizeof hdir, l->dir, "hollow");
+	rv = mkdir_p(hdir, 0755);
+	if (rv != 0)
+		return cli_fail(CLI_EXIT_FAILURE, "cannot create %s: %s", hdir, strerror(-rv));
+	pid = hollow_running(hdir);
+	if (pid != 0) {
+		printf("hollow nodes: already running, pid %d\n", (int)pid);
+		return CLI_EXIT_OK;
+	}
+	if ((code = find_hollow(prog, sizeof prog)) != CLI_EXIT_OK)
+		return code;
+	path_join(log, sizeof log, hdir, "hollow.log");
+	path_join(pidfile, sizeof pidfile, hdir, "hollow.pid");
+	snprintf(ca, sizeof ca, "%s/pki/ca.crt", l->m[0].dir);
+	snprintf(cert, sizeof cert, "%s/pki/admin.crt", l->m[0].dir);
+	snprintf(key, sizeof key, "%s/pki/admin.key", l->m[0].dir);
+	snprintf(nodes, sizeof nodes, "%" PRIu64, o->hollow_nodes);
+	argv[argc++] = prog;
+	for (unsigned i = 0; i < l->n; i++) {
+		snprintf(urls[i], sizeof urls[i], "https://127.0.0.1:%u", l->m[i].https);
+		argv[argc++] = "--server";
+		argv[argc++] = urls[i];
+	}
+	argv[argc++] = "--ca";
+	argv[argc++] = ca;
+	argv[argc++] = "--cert";
+	argv[argc++] = cert;
+	argv[argc++] = "--key";
+	argv[argc++] = key;
+	argv[argc++] = "--nodes";
+	argv[argc++] = nodes;
+	argv[argc++] = "--control-dir";
+	argv[argc++] = hdir;
+	argv[argc] = NULL;
+
+	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/* A new log each time: the wait below looks for a line in it. */
+	logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (nullfd < 0 || logfd < 0) {
+		code = cli_fail(CLI_EXIT_FAILURE, "cannot open %s: %s", logfd < 0 ? log : "/dev/null",
+				strerror(errno));
+		goto out;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		code = cli_fail(CLI_EXIT_FAILURE, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		struct sigaction sa = {.sa_handler = SIG_DFL};
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		sigaction(SIGPIPE, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		setsid();
+		if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+			_exit(127);
+		close_range(3, ~0U, 0);
+		execv(prog, (char *const *)argv);
+		dprintf(2, "capstan local up: cannot run %s: %s\n", prog, strerror(errno));
+		_exit(127);
+	}
+	snprintf(pidbuf, sizeof pidbuf, "%d\n", (int)pid);
+	rv = write_file(pidfile, pidbuf, strlen(pidbuf), 0644);
+	if (rv != 0) {
+		code = cli_fail(CLI_EXIT_FAILURE, "cannot write %s: %s", pidfile, strerror(-rv));
+		goto out;
+	}
+	printf("hollow nodes: started capstan-hollow with %s nodes, pid %d\n", nodes, (int)pid);
+	fflush(stdout);
+	snprintf(want, sizeof want, "all %s nodes registered", nodes);
+	deadline = now_ms() + o->timeout_ms;
+	for (;;) {
+		char *text;
+		size_t n;
+		bool done = false;
+
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			char line[320];
+			last_line(log, line, sizeof line);
+			code = cli_fail(CLI_EXIT_FAILURE, "capstan-hollow exited; see %s (last line: %s)",
+					log, line);
+			goto out;
+		}
+		if (cli_read_file(log, 64u << 20, &text, &n) == 0) {
+			done = strstr(text, want) != NULL;
+			free(text);
+		}
+		if (done)
+			break;
+		if (now_ms() >= deadline) {
+			code = cli_fail(CLI_EXIT_FAILURE,
+					"timed out after %" PRIu64 "s waiting for the hollow nodes; see %s",
+					o->timeout_ms / 1000, log);
+			goto out;
+		}
+		sleep_ms(POLL_MS);
+	}
+	printf("hollow nodes: %s registered (hollow-0..hollow-%" PRIu64 "), log %s\n", nodes,
+	       o->hollow_nodes - 1, log);
+	code = CLI_EXIT_OK;
+out:
+	if (nullfd >= 0)
+		close(nullfd);
+	if (logfd >= 0)
+		close(logfd);
+	return code;
+}
+
+/* Stops the capstan-hollow of @dir (SIGTERM, SIGKILL after 10 s). */
+static int stop_hollow(const char *dir)
+{
+	char hdir[PATH_MAX], pidfile[PATH_MAX];
+	uint64_t deadline;
+	bool killed = false;
+	pid_t pid;
+
+	path_join(hdir, sizeof hdir, dir, "hollow");
+	path_join(pidfile, sizeof pidfile, hdir, "hollow.pid");
+	pid = hollow_running(hdir);
+	if (pid == 0) {
+		unlink(pidfile);
+		return CLI_EXIT_OK;
+	}
+	if (kill(pid, SIGTERM) != 0 && errno != ESRCH)
+		return cli_fail(CLI_EXIT_FAILURE, "cannot signal capstan-hollow (pid %d): %s", (int)pid,
+				strerror(errno));
+	deadline = now_ms() + STOP_WAIT_MS;
+	while (!pid_gone(pid)) {
+		if (now_ms() >= deadline) {
+			if (killed)
+				return cli_fail(CLI_EXIT_FAILURE,
+						"capstan-hollow (pid %d) is still running after SIGKILL",
+						(int)pid);
+			kill(pid, SIGKILL);
+			killed = true;
+			deadline = now_ms() + KILL_WAIT_MS;
+		}
+		sleep_ms(50);
+	}
+	printf("hollow nodes: stopped (pid %d)%s\n", (int)pid, killed ? " after SIGKILL" : "");
+	unlink(pidfile);
+	return CLI_EXIT_OK;
+}
 
 /* Polls until m1's admin kubeconfig exists and its /readyz says ok. */
 static int wait_first_ready(struct layout *l, struct admin *a, uint64_t timeout_ms)
@@ -1109,6 +1365,8 @@ static int local_up(const struct up_opts *o, const char *dir_arg)
 		goto out;
 	if ((code = copy_kubeconfig(&l, kubeconfig, sizeof kubeconfig)) != CLI_EXIT_OK)
 		goto out;
+	if (o->hollow_nodes > 0 && (code = start_hollow(&l, o)) != CLI_EXIT_OK)
+		goto out;
 	print_summary(&l, leader, kubeconfig);
 	code = CLI_EXIT_OK;
 out:
@@ -1129,7 +1387,7 @@ static int purge_cb(const char *path, const struct stat *st, int flag, struct FT
 	return 0;
 }
 
-/* Deletes what "local up" created in @dir: m<N>/, local.yaml, capstand.yaml,
+/* Deletes what "local up" created in @dir: m<N>/, hollow/, local.yaml, capstand.yaml,
  * kubeconfig, the lock, then @dir itself if that left it empty. */
 static int purge(const char *dir)
 {
@@ -1155,6 +1413,11 @@ static int purge(const char *dir)
 			failed = rv < 0 ? rv : -EIO;
 	}
 	closedir(d);
+	if (path_join(p, sizeof p, dir, "hollow") == 0) {
+		rv = nftw(p, purge_cb, 16, FTW_DEPTH | FTW_PHYS);
+		if (rv != 0 && errno != ENOENT)
+			failed = rv < 0 ? rv : -EIO;
+	}
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		if (path_join(p, sizeof p, dir, files[i]) == 0 && unlink(p) != 0 && errno != ENOENT)
 			failed = -errno;
@@ -1182,6 +1445,9 @@ static int local_down(const char *dir_arg, bool do_purge)
 		return cli_fail(CLI_EXIT_FAILURE, "%s: %s", dir_arg, strerror(errno));
 	}
 	if ((code = lock_dir(l.dir)) != CLI_EXIT_OK)
+		return code;
+	/* The hollow nodes first: they talk to the masters. */
+	if ((code = stop_hollow(l.dir)) != CLI_EXIT_OK)
 		return code;
 	/* Every m<N>/ with a pid file counts, listed in local.yaml or not. */
 	d = opendir(l.dir);
@@ -1277,6 +1543,7 @@ int cli_cmd_local(struct cli_global *g, int argc, char **argv)
 		{"capstand", required_argument, NULL, OPT_CAPSTAND},
 		{"timeout", required_argument, NULL, OPT_WAIT},
 		{"purge", no_argument, NULL, OPT_PURGE},
+		{"hollow-nodes", required_argument, NULL, OPT_HOLLOW_NODES},
 		CLI_GLOBAL_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -1315,6 +1582,11 @@ int cli_cmd_local(struct cli_global *g, int argc, char **argv)
 		case OPT_PURGE:
 			do_purge = true;
 			break;
+		case OPT_HOLLOW_NODES:
+			if (args_parse_uint(optarg, HOLLOW_MAX, &o.hollow_nodes) != 0)
+				return cli_usage_error("local", "--hollow-nodes must be a number from 0 to %d, not '%s'",
+						       HOLLOW_MAX, optarg);
+			break;
 		default:
 			code = cli_global_option(g, "local", c, argv);
 			if (code != CLI_EXIT_OK)
@@ -1336,7 +1608,7 @@ int cli_cmd_local(struct cli_global *g, int argc, char **argv)
 		return cli_usage_error("local", "--dir DIR is required");
 	if (up && do_purge)
 		return cli_usage_error("local", "--purge applies to 'local down' only");
-	if (!up && (o.masters_given || o.base_port != 0 || o.capstand != NULL))
-		return cli_usage_error("local", "--masters, --base-port and --capstand apply to 'local up' only");
+	if (!up && (o.masters_given || o.base_port != 0 || o.capstand != NULL || o.hollow_nodes != 0))
+		return cli_usage_error("local", "--masters, --base-port, --capstand and --hollow-nodes apply to 'local up' only");
 	return up ? local_up(&o, dir) : local_down(dir, do_purge);
 }
