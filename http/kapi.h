@@ -35,8 +35,8 @@ int http__kapi_start(struct http_server *s);
  * leadership subscription (the replica outlives the server). */
 void http__kapi_close(struct http_server *s);
 
-/* Heartbeats of the API watches (BOOKMARK when asked for, or a blank
- * keep-alive line otherwise is not sent: kubectl reads JSON only). */
+/* Nothing since the API watches joined the server's watch streams
+ * (watch.c; http__watch_tick runs them): kept for server.c. */
 void http__kapi_tick(struct http_server *s, uint64_t now_ms);
 
 /* ------------------------------------------------------------ shared */
@@ -66,30 +66,107 @@ void kapi__send_error(h2o_req_t *req, int code, const char *reason, const struct
 /* 404 `pods "x" not found`. */
 void kapi__send_not_found(h2o_req_t *req, const struct api_kind *k, const char *name);
 
+/* Output formats of an answer, from the Accept header (kapi__format). */
+enum kapi_format {
+	KAPI_JSON,
+	KAPI_YAML,
+	KAPI_TABLE,         /* meta.k8s.io/v1 Table as JSON */
+	KAPI_MSGPACK,       /* KAPI_MSGPACK_MEDIA_TYPE */
+	KAPI_TABLE_MSGPACK, /* the Table as msgpack */
+};
+
+/* msgpack as a wire format (objects, lists, tables, watch events, Status
+ * errors, and request bodies: create/update objects, merge patches). The
+ * answer's Content-Type is always this one; Accept and Content-Type may
+ * also say application/msgpack or application/x-msgpack. */
+#define KAPI_MSGPACK_MEDIA_TYPE "application/vnd.msgpack"
+
+static inline bool kapi__is_msgpack(enum kapi_format f)
+{
+	return f == KAPI_MSGPACK || f == KAPI_TABLE_MSGPACK;
+}
+
+static inline bool kapi__is_table(enum kapi_format f)
+{
+	return f == KAPI_TABLE || f == KAPI_TABLE_MSGPACK;
+}
+
+/* Whether the media type [p, p+n) (no parameters) names msgpack. */
+bool kapi__media_is_msgpack(const char *p, size_t n);
+
+/* The first media range of Accept that can be served decides: JSON
+ * (also for *, and when nothing matches), YAML, msgpack, each with
+ * as=Table;g=meta.k8s.io for the Table (JSON or msgpack). */
+enum kapi_format kapi__format(h2o_req_t *req);
+
+/* The Content-Type of answers in @f. */
+const char *kapi__content_type(enum kapi_format f);
+
 /* Appends the JSON of the stored object @mp with metadata.resourceVersion
- * set to @rv (0: left out). Errors of the codec. */
+ * set to @rv (0: left out). Errors of the codec; on error @out is as it
+ * was. */
 int kapi__encode_json(const void *mp, size_t len, uint64_t rv, struct buf *out);
+
+/* The same in msgpack: the stored bytes are copied, only metadata is
+ * rewritten (no tree, no JSON). */
+int kapi__encode_msgpack(const void *mp, size_t len, uint64_t rv, struct buf *out);
+
+/* kapi__encode_json or kapi__encode_msgpack per @f (Table and YAML: JSON). */
+int kapi__encode(enum kapi_format f, const void *mp, size_t len, uint64_t rv, struct buf *out);
+
+/* Appends only the metadata of the stored object (resourceVersion put in)
+ * as JSON or msgpack per @f. */
+int kapi__encode_meta(enum kapi_format f, const void *mp, size_t len, uint64_t rv,
+		      struct buf *out);
 
 /* A new tree of the stored object with metadata.resourceVersion = @rv
  * (0: none). NULL on malformed input or OOM. */
 json_t *kapi__tree(const void *mp, size_t len, uint64_t rv);
 
-/* Output formats of an answer, from the Accept header. */
-enum kapi_format { KAPI_JSON, KAPI_YAML, KAPI_TABLE };
-enum kapi_format kapi__format(h2o_req_t *req);
-
-/* Answers one object (tree borrowed) as JSON or YAML per Accept. */
+/* Answers one object (tree borrowed) as JSON, YAML or msgpack per Accept. */
 void kapi__send_tree(h2o_req_t *req, int code, const json_t *obj);
+
+/* Answers with the bytes of @b, taken (freed with the request; no copy);
+ * @content_type static. */
+void kapi__send_buf(h2o_req_t *req, int code, const char *content_type, struct buf *b);
 
 /* Answers the stored object @mp with resourceVersion @rv, per Accept
  * (Table included). */
 void kapi__send_stored(struct http_request *hr, const struct kapi_target *t, int code,
 		       const void *mp, size_t len, uint64_t rv);
 
-/* The Table of @objs (array of trees, borrowed) for @k; @list_meta the
- * list metadata (taken). */
-json_t *kapi__table(struct http_request *hr, const struct api_kind *k, const json_t *objs,
-		    json_t *list_meta);
+/* A meta.k8s.io/v1 Table written row by row straight from stored objects,
+ * as JSON or msgpack: begin, a row per object, end. Only the computed
+ * cells of a row need a tree; they are cached per server by key and
+ * mod_rev when they do not depend on the time. Errors: -ENOMEM, codec
+ * errors (a failed row leaves @out as it was). */
+struct kapi_cells;
+struct kapi_table {
+	struct buf *out;
+	const struct api_kind *k;
+	struct kapi_cells *cache; /* NULL: none */
+	size_t ncols;
+	size_t rows_at; /* msgpack: offset of the rows' array32 header */
+	uint32_t rows;
+	int include; /* includeObject: 0 None, 1 Metadata, 2 Object */
+	int64_t now;
+	bool msgpack;
+	bool need_tree;
+};
+int kapi__table_begin(struct kapi_table *tw, struct buf *out, struct http_request *hr,
+		      const struct api_kind *k, enum kapi_format f);
+/* @key (may be NULL: no caching) and @rv (the mod_rev) name the object. */
+int kapi__table_row(struct kapi_table *tw, const char *key, size_t key_len, const void *mp,
+		    size_t len, uint64_t rv);
+/* Closes the rows; metadata gets resourceVersion @rev (0: none) and
+ * continue @cont (NULL: none). */
+int kapi__table_end(struct kapi_table *tw, uint64_t rev, const char *cont);
+
+/* A cache of computed cells of its own (each server has one, used by
+ * kapi__table_begin; tests set tw->cache): NULL on OOM. */
+struct kapi_cells *kapi__cells_new(void);
+void kapi__cells_free(struct kapi_cells *c); /* accepts NULL */
+size_t kapi__cells_count(const struct kapi_cells *c);
 
 /* Query helpers: false when answered (400). */
 bool kapi__query_flag(struct http_request *hr, const char *name, bool *ret);
@@ -107,6 +184,10 @@ bool kapi__selector_match(const struct kapi_selector *sel, const void *mp, size_
 
 /* RFC 3339 UTC "now" into @buf (>= 21 bytes). */
 void kapi__now_rfc3339(char *buf, size_t size);
+
+/* Forgets the watch events kept encoded for @st (kapi_watch.c): its
+ * server closes, and a later store may reuse the address and revisions. */
+void kapi__watch_forget(const struct store *st);
 
 /* Verbs (kapi_read.c, kapi_write.c, kapi_watch.c). */
 void kapi__get(struct http_request *hr, struct kapi_target *t);

@@ -4,8 +4,9 @@
  * store's view (read.c): a barrier on the leader, a read index from the
  * leader on a follower. resourceVersion=0 ("any") answers from local
  * memory at once, and so does a resourceVersion this replica has already
- * applied. Objects go from msgpack to JSON without a tree (Table and YAML
- * answers build trees).
+ * applied. Objects go from msgpack to JSON or msgpack without a tree, and
+ * Table rows straight from the stored bytes (kapi__table_row); only YAML
+ * answers build trees.
  *
  * limit/continue: the continue token is the opaque form of the last key
  * returned; a continued list reads the store as it is then (not a snapshot
@@ -45,6 +46,82 @@ static bool has_prefix(const struct store_kv *kv, const char *p, size_t n)
 	return kv->key_len >= n && memcmp(kv->key, p, n) == 0;
 }
 
+/* Opens a list answer (JSON or msgpack): everything before the items. The
+ * list's metadata goes after them (the continue token is known only
+ * then); clients read keys in any order. */
+static int list_open(const struct api_kind *k, bool msgpack, struct buf *out, size_t *ret_at)
+{
+	char kind[128];
+	int rc;
+
+	snprintf(kind, sizeof(kind), "%sList", k->kind);
+	if (msgpack) {
+		if ((rc = codec_mp_map(out, 4)) != 0 || (rc = codec_mp_cstr(out, "kind")) != 0 ||
+		    (rc = codec_mp_cstr(out, kind)) != 0 ||
+		    (rc = codec_mp_cstr(out, "apiVersion")) != 0 ||
+		    (rc = codec_mp_cstr(out, api_kind_api_version(k))) != 0 ||
+		    (rc = codec_mp_cstr(out, "items")) != 0)
+			return rc;
+		return codec_mp_array32_open(out, ret_at);
+	}
+	if ((rc = buf_append_str(out, "{\"kind\":\"")) != 0 || (rc = buf_append_str(out, kind)) != 0 ||
+	    (rc = buf_append_str(out, "\",\"apiVersion\":\"")) != 0 ||
+	    (rc = buf_append_str(out, api_kind_api_version(k))) != 0)
+		return rc;
+	return buf_append_str(out, "\",\"items\":[");
+}
+
+static int list_close(bool msgpack, struct buf *out, size_t at, uint32_t n, uint64_t rev,
+		      const char *tok)
+{
+	char b[24];
+	int rc;
+
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)rev);
+	if (msgpack) {
+		codec_mp_container32_close(out, at, n);
+		if ((rc = codec_mp_cstr(out, "metadata")) != 0 ||
+		    (rc = codec_mp_map(out, tok != NULL ? 2 : 1)) != 0 ||
+		    (rc = codec_mp_cstr(out, "resourceVersion")) != 0 ||
+		    (rc = codec_mp_cstr(out, b)) != 0)
+			return rc;
+		if (tok != NULL && ((rc = codec_mp_cstr(out, "continue")) != 0 ||
+				    (rc = codec_mp_cstr(out, tok)) != 0))
+			return rc;
+		return 0;
+	}
+	/* The token is base64url: nothing to escape. */
+	if ((rc = buf_append_str(out, "],\"metadata\":{\"resourceVersion\":\"")) != 0 ||
+	    (rc = buf_append_str(out, b)) != 0)
+		return rc;
+	if (tok != NULL && ((rc = buf_append_str(out, "\",\"continue\":\"")) != 0 ||
+			    (rc = buf_append_str(out, tok)) != 0))
+		return rc;
+	return buf_append_str(out, "\"}}");
+}
+
+/* YAML lists go through a tree of the whole list. */
+static void answer_yaml(h2o_req_t *req, const struct api_kind *k, json_t *trees, uint64_t rev,
+			const char *tok)
+{
+	json_t *meta = json_object(), *o;
+	char b[128];
+
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)rev);
+	json_object_set_new(meta, "resourceVersion", json_string(b));
+	if (tok != NULL)
+		json_object_set_new(meta, "continue", json_string(tok));
+	snprintf(b, sizeof(b), "%sList", k->kind);
+	o = json_pack("{s:s, s:s, s:o, s:O}", "kind", b, "apiVersion", api_kind_api_version(k),
+		      "metadata", meta, "items", trees);
+	if (o == NULL) {
+		http_send_status(req, 500, NULL, "out of memory");
+		return;
+	}
+	kapi__send_tree(req, 200, o);
+	json_decref(o);
+}
+
 static void answer_list(struct http_request *hr, struct kapi_target *t,
 			const struct kapi_selector *sel, const char *start_after,
 			size_t start_after_len, uint64_t limit)
@@ -52,27 +129,29 @@ static void answer_list(struct http_request *hr, struct kapi_target *t,
 	h2o_req_t *req = hr->req;
 	struct store *st = replica_store(hr->server->replica);
 	enum kapi_format f = kapi__format(req);
-	const struct api_kind *k = t->kind;
+	bool msgpack = kapi__is_msgpack(f);
+	struct kapi_table tw;
 	struct store_iter it;
 	struct store_kv kv;
-	struct buf items = {0}, out = {0};
-	json_t *trees = NULL, *meta, *o;
+	struct buf out = {0};
+	json_t *trees = NULL, *o;
 	const char *last = NULL;
-	size_t last_len = 0;
+	size_t last_len = 0, at = 0;
 	uint64_t count = 0, rev = store_revision(st);
 	bool more = false, fail = false;
-	char *tok = NULL, head[512];
-	int n;
+	char *tok = NULL;
 
-	if (f != KAPI_JSON && (trees = json_array()) == NULL) {
-		http_send_status(req, 500, NULL, "out of memory");
-		return;
-	}
+	if (f == KAPI_YAML)
+		fail = (trees = json_array()) == NULL;
+	else if (kapi__is_table(f))
+		fail = kapi__table_begin(&tw, &out, hr, t->kind, f) != 0;
+	else
+		fail = list_open(t->kind, msgpack, &out, &at) != 0;
 	if (start_after != NULL)
 		store_iter_seek(st, &it, start_after, start_after_len);
 	else
 		store_iter_seek(st, &it, t->key, t->key_len);
-	while (store_iter_next(&it, &kv)) {
+	while (!fail && store_iter_next(&it, &kv)) {
 		if (!has_prefix(&kv, t->key, t->key_len))
 			break;
 		if (start_after != NULL && kv.key_len == start_after_len &&
@@ -86,14 +165,13 @@ static void answer_list(struct http_request *hr, struct kapi_target *t,
 			continue;
 		if (trees != NULL) {
 			o = kapi__tree(kv.val, kv.val_len, kv.mod_rev);
-			if (o == NULL || json_array_append_new(trees, o) != 0) {
-				fail = true;
-				break;
-			}
-		} else if ((count > 0 && buf_append(&items, ",", 1) != 0) ||
-			   kapi__encode_json(kv.val, kv.val_len, kv.mod_rev, &items) != 0) {
-			fail = true;
-			break;
+			fail = o == NULL || json_array_append_new(trees, o) != 0;
+		} else if (kapi__is_table(f)) {
+			fail = kapi__table_row(&tw, kv.key, kv.key_len, kv.val, kv.val_len,
+					       kv.mod_rev) != 0;
+		} else {
+			fail = (!msgpack && count > 0 && buf_append(&out, ",", 1) != 0) ||
+			       kapi__encode(f, kv.val, kv.val_len, kv.mod_rev, &out) != 0;
 		}
 		count++;
 		last = kv.key;
@@ -101,54 +179,24 @@ static void answer_list(struct http_request *hr, struct kapi_target *t,
 	}
 	if (!fail && more && last != NULL && (tok = http_continue_encode(last, last_len)) == NULL)
 		fail = true;
-	if (fail) {
-		buf_free(&items);
+	if (!fail && trees != NULL) {
+		answer_yaml(req, t->kind, trees, rev, tok);
 		json_decref(trees);
+		free(tok);
+		return;
+	}
+	if (!fail)
+		fail = (kapi__is_table(f) ? kapi__table_end(&tw, rev, tok)
+					  : list_close(msgpack, &out, at, (uint32_t)count, rev, tok)) !=
+		       0;
+	free(tok);
+	json_decref(trees);
+	if (fail) {
+		buf_free(&out);
 		http_send_status(req, 500, NULL, "cannot encode the list");
 		return;
 	}
-	if (trees != NULL) {
-		meta = json_object();
-		snprintf(head, sizeof(head), "%llu", (unsigned long long)rev);
-		json_object_set_new(meta, "resourceVersion", json_string(head));
-		if (tok != NULL)
-			json_object_set_new(meta, "continue", json_string(tok));
-		if (f == KAPI_TABLE) {
-			o = kapi__table(hr, k, trees, meta);
-		} else {
-			char kind[128];
-			snprintf(kind, sizeof(kind), "%sList", k->kind);
-			o = json_pack("{s:s, s:s, s:o, s:O}", "kind", kind, "apiVersion",
-				      api_kind_api_version(k), "metadata", meta, "items", trees);
-		}
-		json_decref(trees);
-		free(tok);
-		if (o == NULL) {
-			http_send_status(req, 500, NULL, "out of memory");
-			return;
-		}
-		kapi__send_tree(req, 200, o);
-		json_decref(o);
-		return;
-	}
-	n = snprintf(head, sizeof(head),
-		     "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
-		     "\"%llu\"%s%s%s},\"items\":[",
-		     k->kind, api_kind_api_version(k), (unsigned long long)rev,
-		     tok != NULL ? ",\"continue\":\"" : "", tok != NULL ? tok : "",
-		     tok != NULL ? "\"" : "");
-	free(tok);
-	if (buf_reserve(&out, (size_t)n + items.len + 2) != 0) {
-		buf_free(&items);
-		http_send_status(req, 500, NULL, "out of memory");
-		return;
-	}
-	buf_append(&out, head, (size_t)n);
-	buf_append(&out, items.data != NULL ? items.data : "", items.len);
-	buf_append(&out, "]}", 2);
-	buf_free(&items);
-	http_send_raw(req, 200, "application/json", out.data, out.len);
-	buf_free(&out);
+	kapi__send_buf(req, 200, kapi__content_type(f), &out);
 }
 
 static void read_op_free(struct read_op *r)

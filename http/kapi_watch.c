@@ -1,11 +1,9 @@
-/* watch of API objects: newline-delimited {"type":..,"object":..} events
- * (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR) of a resource's key prefix,
- * from the store's watch, filtered by the request's selectors.
- *
- * Flow control as in watch.c: one send outstanding at a time, events
- * pulled from the store watch only when h2o asks for more, so the only
- * queue is the store's history; a reader too slow for it gets a 410 ERROR
- * event when its position is compacted away.
+/* watch of API objects: {"type":..,"object":..} events (ADDED, MODIFIED,
+ * DELETED, BOOKMARK, ERROR) of a resource's key prefix, from the store's
+ * watch, filtered by the request's selectors: newline-delimited JSON, or
+ * a stream of msgpack maps for msgpack clients. The stream itself (flow
+ * control, heartbeats, timeoutSeconds, server close) is watch.c's; this
+ * file encodes.
  *
  * Without a resourceVersion (or with "0") the watch first sends the
  * current objects as ADDED events, as kube-apiserver does; with one it
@@ -14,6 +12,10 @@
  * HTTP_WATCH_HEARTBEAT_MS of silence when the client allows them.
  * Selector filtering looks at the new state only (an object leaving the
  * selection gets no DELETED event yet).
+ *
+ * Fan-out: every watcher of a prefix gets the same event bytes, so the
+ * last events are kept encoded (per format) and copied to the next
+ * watchers instead of being encoded again for each.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,222 +23,222 @@
 #include <string.h>
 
 #include "http/kapi.h"
+#include "http/watch.h"
 
 struct kapi_watch {
-	h2o_generator_t gen; /* first */
-	struct http_server *server;
 	struct http_request *hr;
-	h2o_req_t *req;
 	struct kapi_target *t;
 	struct kapi_selector *sel;
-	struct store_watch *sw;
-	enum kapi_format format;
-	struct buf buf;
-	h2o_iovec_t iov;
-	uint64_t last_send;
-	uint64_t deadline; /* loop ms; 0 = none */
-	bool bookmarks;
-	bool linked, sending, ending, done;
-	LIST_ENTRY(kapi_watch) link;
+	struct store *store;
+	enum kapi_format format; /* KAPI_JSON, KAPI_MSGPACK or a Table */
 };
 
-static LIST_HEAD(, kapi_watch) watches = LIST_HEAD_INITIALIZER(watches);
+/* ------------------------------------------------------------ encoded events */
 
-static void watch_detach(struct kapi_watch *w)
+/* The last events encoded, by (store, revision, key, format). An event's
+ * bytes depend on nothing else (the type comes from the event), so any
+ * watcher may reuse them. */
+#define EV_CACHE 32
+static struct ev_cached {
+	const struct store *store;
+	uint64_t rev;
+	enum kapi_format format;
+	char *key; /* heap; NULL: the slot is free */
+	size_t key_len;
+	struct buf enc;
+} ev_cache[EV_CACHE];
+static unsigned ev_cache_next;
+
+static struct ev_cached *ev_cache_find(const struct store *st, const struct store_event *ev,
+				       enum kapi_format f)
 {
-	if (w->sw != NULL) {
-		store_watch_free(w->sw);
-		w->sw = NULL;
+	size_t i;
+
+	for (i = 0; i < EV_CACHE; i++) {
+		struct ev_cached *c = &ev_cache[i];
+		if (c->rev == ev->rev && c->store == st && c->format == f && c->key != NULL &&
+		    c->key_len == ev->kv.key_len && memcmp(c->key, ev->kv.key, c->key_len) == 0)
+			return c;
 	}
-	if (w->linked) {
-		LIST_REMOVE(w, link);
-		w->linked = false;
+	return NULL;
+}
+
+static void ev_cache_put(const struct store *st, const struct store_event *ev,
+			 enum kapi_format f, const void *enc, size_t len)
+{
+	struct ev_cached *c = &ev_cache[ev_cache_next++ % EV_CACHE];
+	char *key = malloc(ev->kv.key_len + 1);
+
+	if (key == NULL)
+		return;
+	free(c->key);
+	c->key = NULL;
+	c->enc.len = 0;
+	if (buf_append(&c->enc, enc, len) != 0) {
+		free(key);
+		return;
 	}
+	memcpy(key, ev->kv.key, ev->kv.key_len);
+	c->key = key;
+	c->key_len = ev->kv.key_len;
+	c->store = st;
+	c->rev = ev->rev;
+	c->format = f;
 }
 
-static void watch_dispose(void *p)
+void kapi__watch_forget(const struct store *st)
 {
-	struct kapi_watch *w = p;
+	size_t i;
 
-	watch_detach(w);
-	buf_free(&w->buf);
+	for (i = 0; i < EV_CACHE; i++)
+		if (ev_cache[i].store == st) {
+			free(ev_cache[i].key);
+			ev_cache[i].key = NULL;
+			buf_free(&ev_cache[i].enc);
+		}
 }
 
-static bool append_str(struct kapi_watch *w, const char *s)
+/* ------------------------------------------------------------ encoders */
+
+/* Opens an event: {"type":TYPE,"object": in JSON, or the map header, the
+ * type and the "object" key in msgpack. */
+static int event_open(bool msgpack, const char *type, struct buf *out)
 {
-	return buf_append(&w->buf, s, strlen(s)) == 0;
+	int rc;
+
+	if (msgpack) {
+		if ((rc = codec_mp_map(out, 2)) != 0 || (rc = codec_mp_cstr(out, "type")) != 0 ||
+		    (rc = codec_mp_cstr(out, type)) != 0)
+			return rc;
+		return codec_mp_cstr(out, "object");
+	}
+	if ((rc = buf_append_str(out, "{\"type\":\"")) != 0 || (rc = buf_append_str(out, type)) != 0)
+		return rc;
+	return buf_append_str(out, "\",\"object\":");
 }
 
-static bool append_tree_event(struct kapi_watch *w, const char *type, json_t *obj)
+static int event_close(bool msgpack, struct buf *out)
 {
-	char *s;
-	bool ok;
+	return msgpack ? 0 : buf_append(out, "}\n", 2);
+}
+
+static int append_object(struct kapi_watch *kw, const char *type, const char *key,
+			 size_t key_len, const void *mp, size_t len, uint64_t rv, struct buf *out)
+{
+	bool msgpack = kapi__is_msgpack(kw->format);
+	struct kapi_table tw;
+	size_t mark = out->len;
+	int rc;
+
+	rc = event_open(msgpack, type, out);
+	if (rc == 0 && kapi__is_table(kw->format)) {
+		rc = kapi__table_begin(&tw, out, kw->hr, kw->t->kind, kw->format);
+		if (rc == 0)
+			rc = kapi__table_row(&tw, key, key_len, mp, len, rv);
+		if (rc == 0)
+			rc = kapi__table_end(&tw, 0, NULL);
+	} else if (rc == 0) {
+		rc = kapi__encode(kw->format, mp, len, rv, out);
+	}
+	if (rc == 0)
+		rc = event_close(msgpack, out);
+	if (rc != 0)
+		out->len = mark;
+	return rc;
+}
+
+static int append_tree_event(struct kapi_watch *kw, const char *type, json_t *obj,
+			     struct buf *out)
+{
+	bool msgpack = kapi__is_msgpack(kw->format);
+	size_t mark = out->len;
+	char *s = NULL;
+	int rc;
 
 	if (obj == NULL)
-		return false;
-	s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(obj);
-	if (s == NULL)
-		return false;
-	ok = append_str(w, "{\"type\":\"") && append_str(w, type) &&
-	     append_str(w, "\",\"object\":") && append_str(w, s) && append_str(w, "}\n");
+		return -ENOMEM;
+	rc = event_open(msgpack, type, out);
+	if (rc == 0 && msgpack) {
+		rc = codec_tree_to_msgpack(obj, out, NULL);
+	} else if (rc == 0) {
+		s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		rc = s != NULL ? buf_append_str(out, s) : -ENOMEM;
+	}
+	if (rc == 0)
+		rc = event_close(msgpack, out);
 	free(s);
-	return ok;
+	json_decref(obj);
+	if (rc != 0)
+		out->len = mark;
+	return rc;
 }
 
-static bool append_object(struct kapi_watch *w, const char *type, const void *mp, size_t len,
-			  uint64_t rv)
+static int kw_event(void *data, const struct store_event *ev, struct buf *out)
 {
-	json_t *obj, *arr, *tab;
-	size_t mark = w->buf.len;
+	struct kapi_watch *kw = data;
+	struct ev_cached *c;
+	const char *type;
+	size_t mark = out->len;
+	int rc;
 
-	if (w->format == KAPI_TABLE) {
-		obj = kapi__tree(mp, len, rv);
-		if (obj == NULL)
-			return false;
-		arr = json_array();
-		json_array_append_new(arr, obj);
-		tab = kapi__table(w->hr, w->t->kind, arr, json_object());
-		json_decref(arr);
-		return append_tree_event(w, type, tab);
-	}
-	if (!append_str(w, "{\"type\":\"") || !append_str(w, type) ||
-	    !append_str(w, "\",\"object\":") || kapi__encode_json(mp, len, rv, &w->buf) != 0 ||
-	    !append_str(w, "}\n")) {
-		w->buf.len = mark;
-		return false;
-	}
-	return true;
+	if (!kapi__selector_match(kw->sel, ev->kv.val, ev->kv.val_len))
+		return 1;
+	if (!kapi__is_table(kw->format) && (c = ev_cache_find(kw->store, ev, kw->format)) != NULL)
+		return buf_append(out, c->enc.data, c->enc.len);
+	if (ev->type == STORE_EVENT_DELETE)
+		type = "DELETED";
+	else
+		type = ev->created ? "ADDED" : "MODIFIED";
+	rc = append_object(kw, type, ev->kv.key, ev->kv.key_len, ev->kv.val, ev->kv.val_len,
+			   ev->type == STORE_EVENT_DELETE ? ev->rev : ev->kv.mod_rev, out);
+	if (rc == 0 && !kapi__is_table(kw->format))
+		ev_cache_put(kw->store, ev, kw->format, out->data + mark, out->len - mark);
+	return rc;
 }
 
-static bool append_bookmark(struct kapi_watch *w)
+static int kw_bookmark(void *data, uint64_t rev, struct buf *out)
 {
-	uint64_t rev = w->sw != NULL ? store_watch_revision(w->sw)
-				     : store_revision(replica_store(w->server->replica));
+	struct kapi_watch *kw = data;
 	char rvs[24];
 
 	snprintf(rvs, sizeof(rvs), "%llu", (unsigned long long)rev);
-	return append_tree_event(w, "BOOKMARK",
-				 json_pack("{s:s, s:s, s:{s:s}}", "kind", w->t->kind->kind,
-					   "apiVersion", api_kind_api_version(w->t->kind),
-					   "metadata", "resourceVersion", rvs));
+	return append_tree_event(kw, "BOOKMARK",
+				 json_pack("{s:s, s:s, s:{s:s}}", "kind", kw->t->kind->kind,
+					   "apiVersion", api_kind_api_version(kw->t->kind),
+					   "metadata", "resourceVersion", rvs),
+				 out);
 }
 
-static bool append_error(struct kapi_watch *w, int code, const char *reason, const char *msg)
+static int kw_error(void *data, int code, const char *reason, const char *msg, struct buf *out)
 {
-	return append_tree_event(w, "ERROR",
+	return append_tree_event(data, "ERROR",
 				 json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status",
 					   "apiVersion", "v1", "metadata", "status", "Failure",
-					   "message", msg, "reason", reason, "code", code));
+					   "message", msg, "reason", reason, "code", code),
+				 out);
 }
 
-static void send_buf(struct kapi_watch *w, bool final)
-{
-	w->iov = h2o_iovec_init(w->buf.data, w->buf.len);
-	w->last_send = http__now(w->server);
-	if (final) {
-		w->done = true;
-		watch_detach(w);
-		h2o_send(w->req, &w->iov, w->buf.len > 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
-		return;
-	}
-	w->sending = true;
-	h2o_send(w->req, &w->iov, 1, H2O_SEND_STATE_IN_PROGRESS);
-}
-
-static void pump(struct kapi_watch *w, bool heartbeat)
-{
-	struct store_event ev;
-	int rv;
-
-	if (w->sending || w->done)
-		return;
-	w->buf.len = 0;
-	if (w->ending) {
-		send_buf(w, true);
-		return;
-	}
-	while (w->buf.len < HTTP_WATCH_BATCH) {
-		rv = store_watch_next(w->sw, &ev);
-		if (rv == -EAGAIN)
-			break;
-		if (rv == STORE_EGONE) {
-			append_error(w, 410, "Expired", "too old resource version");
-			send_buf(w, true);
-			return;
-		}
-		if (rv != 0) {
-			w->buf.len = 0;
-			append_error(w, 500, "InternalError", "the watch failed");
-			send_buf(w, true);
-			return;
-		}
-		if (!kapi__selector_match(w->sel, ev.kv.val, ev.kv.val_len))
-			continue;
-		if (ev.type == STORE_EVENT_DELETE)
-			rv = append_object(w, "DELETED", ev.kv.val, ev.kv.val_len, ev.rev);
-		else
-			rv = append_object(w, ev.created ? "ADDED" : "MODIFIED", ev.kv.val,
-					   ev.kv.val_len, ev.kv.mod_rev);
-		if (!rv) {
-			w->buf.len = 0;
-			append_error(w, 500, "InternalError", "cannot encode an event");
-			send_buf(w, true);
-			return;
-		}
-	}
-	if (w->buf.len == 0) {
-		if (!heartbeat || !w->bookmarks)
-			return;
-		if (!append_bookmark(w)) {
-			send_buf(w, true);
-			return;
-		}
-	}
-	send_buf(w, false);
-}
-
-static void proceed_cb(h2o_generator_t *gen, h2o_req_t *req)
-{
-	struct kapi_watch *w = (struct kapi_watch *)gen;
-
-	(void)req;
-	w->sending = false;
-	pump(w, false);
-}
-
-static void stop_cb(h2o_generator_t *gen, h2o_req_t *req)
-{
-	struct kapi_watch *w = (struct kapi_watch *)gen;
-
-	(void)req;
-	w->done = true;
-	w->sending = false;
-	watch_detach(w);
-}
-
-static void store_cb(struct store_watch *sw, void *data)
-{
-	struct kapi_watch *w = data;
-
-	(void)sw;
-	pump(w, false);
-}
+static const struct http_watch_ops kapi_watch_ops = {
+	.event = kw_event,
+	.bookmark = kw_bookmark,
+	.error = kw_error,
+};
 
 /* The current objects as ADDED events. */
-static bool initial_events(struct kapi_watch *w)
+static bool initial_events(struct kapi_watch *kw, struct buf *out)
 {
-	struct store *st = replica_store(w->server->replica);
 	struct store_iter it;
 	struct store_kv kv;
+	const struct kapi_target *t = kw->t;
 
-	store_iter_seek(st, &it, w->t->key, w->t->key_len);
+	store_iter_seek(kw->store, &it, t->key, t->key_len);
 	while (store_iter_next(&it, &kv)) {
-		if (kv.key_len < w->t->key_len || memcmp(kv.key, w->t->key, w->t->key_len) != 0)
+		if (kv.key_len < t->key_len || memcmp(kv.key, t->key, t->key_len) != 0)
 			break;
-		if (!kapi__selector_match(w->sel, kv.val, kv.val_len))
+		if (!kapi__selector_match(kw->sel, kv.val, kv.val_len))
 			continue;
-		if (!append_object(w, "ADDED", kv.val, kv.val_len, kv.mod_rev))
+		if (append_object(kw, "ADDED", kv.key, kv.key_len, kv.val, kv.val_len, kv.mod_rev,
+				  out) != 0)
 			return false;
 	}
 	return true;
@@ -247,11 +249,16 @@ void kapi__watch(struct http_request *hr, struct kapi_target *t)
 	struct http_server *s = hr->server;
 	h2o_req_t *req = hr->req;
 	struct store *st = replica_store(s->replica);
+	struct http_watch_params p = {
+		.gone_msg = "too old resource version",
+	};
 	struct kapi_selector *sel = NULL;
-	struct kapi_watch *w;
-	uint64_t from = 0, timeout = 0;
+	struct kapi_watch *kw;
+	struct http_watch *w;
+	enum kapi_format f = kapi__format(req);
+	uint64_t from = 0, timeout = 0, compacted;
 	bool has_rv = false, has_timeout, bookmarks = false;
-	int rv;
+	char *msg;
 
 	if (!kapi__query_u64(hr, "resourceVersion", &has_rv, &from) ||
 	    !kapi__query_u64(hr, "timeoutSeconds", &has_timeout, &timeout) ||
@@ -260,103 +267,52 @@ void kapi__watch(struct http_request *hr, struct kapi_target *t)
 		return;
 	if (t->name != NULL) {
 		/* A watch of one object: Kubernetes turns it into a
-		 * metadata.name field selector; the key prefix does the same
-		 * (plus a check that the next character ends the name). */
+		 * metadata.name field selector; clients send that. */
 		http_send_status(req, 400, NULL, "watch a single object with a fieldSelector on "
 						 "metadata.name");
 		return;
 	}
-	w = h2o_mem_alloc_shared(&req->pool, sizeof(*w), watch_dispose);
-	memset(w, 0, sizeof(*w));
-	w->gen.proceed = proceed_cb;
-	w->gen.stop = stop_cb;
-	w->server = s;
-	w->hr = hr;
-	w->req = req;
-	w->t = t;
-	w->sel = sel;
-	w->bookmarks = bookmarks;
-	w->format = kapi__format(req) == KAPI_TABLE ? KAPI_TABLE : KAPI_JSON;
+	kw = h2o_mem_alloc_pool(&req->pool, sizeof(*kw));
+	kw->hr = hr;
+	kw->t = t;
+	kw->sel = sel;
+	kw->store = st;
+	kw->format = f == KAPI_YAML ? KAPI_JSON : f;
+	w = http__watch_new(hr, &kapi_watch_ops, kw);
+	p.content_type = kapi__content_type(kw->format);
+	p.heartbeat_bookmarks = bookmarks;
+	if (kapi__is_msgpack(kw->format)) {
+		/* msgpack has no whitespace: a nil between events is the
+		 * keep-alive (clients skip nils). */
+		p.keepalive = "\xc0";
+		p.keepalive_len = 1;
+	} else {
+		/* A newline is whitespace to client-go's JSON stream reader. */
+		p.keepalive = "\n";
+		p.keepalive_len = 1;
+	}
 	if (has_timeout && timeout > 0)
-		w->deadline = http__now(s) + timeout * 1000;
+		p.deadline_ms = http__now(s) + timeout * 1000;
 	if (from == 0) {
-		if (!initial_events(w)) {
-			buf_free(&w->buf);
+		if (!initial_events(kw, http__watch_buf(w))) {
+			buf_free(http__watch_buf(w));
 			http_send_status(req, 500, NULL, "cannot encode the current objects");
 			return;
 		}
 		from = store_revision(st);
 	}
-	rv = store_watch_new(st, t->key, t->key_len, from, store_cb, w, &w->sw);
-	if (rv != 0 && rv != STORE_EGONE) {
-		http_send_status(req, 500, NULL, "cannot watch: %s", strerror(-rv));
-		return;
+	compacted = store_compacted(st);
+	if (from < compacted) {
+		msg = h2o_mem_alloc_pool(&req->pool, 128);
+		snprintf(msg, 128, "too old resource version: %llu (%llu)", (unsigned long long)from,
+			 (unsigned long long)compacted);
+		p.gone_msg = msg;
 	}
-	req->res.status = 200;
-	req->res.reason = "OK";
-	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-		       H2O_STRLIT("application/json"));
-	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-		       H2O_STRLIT("no-cache, private"));
-	h2o_start_response(req, &w->gen);
-	if (rv == STORE_EGONE) {
-		char msg[128];
-		w->buf.len = 0;
-		snprintf(msg, sizeof(msg), "too old resource version: %llu (%llu)",
-			 (unsigned long long)from, (unsigned long long)store_compacted(st));
-		append_error(w, 410, "Expired", msg);
-		send_buf(w, true);
-		return;
-	}
-	LIST_INSERT_HEAD(&watches, w, link);
-	w->linked = true;
-	if (w->buf.len > 0) {
-		send_buf(w, false); /* the initial events; pump() follows on proceed */
-		return;
-	}
-	pump(w, true);
-	if (!w->sending && !w->done) {
-		/* Headers leave with the first send, so a quiet watch would keep
-		 * its client waiting for them; a newline is whitespace to the
-		 * JSON stream readers of client-go. */
-		w->buf.len = 0;
-		if (append_str(w, "\n"))
-			send_buf(w, false);
-	}
+	http__watch_begin(w, t->key, t->key_len, from, &p);
 }
 
 void http__kapi_tick(struct http_server *s, uint64_t now_ms)
 {
-	struct kapi_watch *w = LIST_FIRST(&watches), *next;
-
-	while (w != NULL) {
-		next = LIST_NEXT(w, link);
-		if (w->server == s && !w->sending) {
-			if (w->deadline != 0 && now_ms >= w->deadline) {
-				watch_detach(w);
-				w->ending = true;
-				pump(w, false);
-			} else if (now_ms - w->last_send >= HTTP_WATCH_HEARTBEAT_MS) {
-				pump(w, true);
-			}
-		}
-		w = next;
-	}
-}
-
-void kapi__watch_close_all(struct http_server *s);
-void kapi__watch_close_all(struct http_server *s)
-{
-	struct kapi_watch *w = LIST_FIRST(&watches), *next;
-
-	while (w != NULL) {
-		next = LIST_NEXT(w, link);
-		if (w->server == s) {
-			watch_detach(w);
-			w->ending = true;
-			if (!w->sending)
-				pump(w, false);
-		}
-		w = next;
-	}
+	(void)s;
+	(void)now_ms;
 }

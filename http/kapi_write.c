@@ -233,6 +233,13 @@ static bool decode_body(struct http_request *hr, bool is_strict, json_t **ret)
 		}
 		obj = json_incref(json_array_get(docs, 0));
 		json_decref(docs);
+	} else if (kapi__media_is_msgpack(ct.base, ct.len)) {
+		rv = codec_msgpack_to_tree(body, len, &obj, &cerr);
+		if (rv != 0) {
+			http_send_status(req, rv == -ENOMEM ? 500 : 400, NULL,
+					 "cannot decode the msgpack body: %s", cerr.msg);
+			return false;
+		}
 	} else if (ct_is(ct, API_PROTOBUF_MEDIA_TYPE)) {
 		rv = api_protobuf_decode(body, len, &obj, err, sizeof(err));
 		if (rv != 0) {
@@ -243,7 +250,8 @@ static bool decode_body(struct http_request *hr, bool is_strict, json_t **ret)
 	} else {
 		http_send_status(req, 415, NULL, "the body of the request was in an unknown format; "
 						 "accepted media types include: application/json, "
-						 "application/yaml, application/vnd.kubernetes.protobuf");
+						 "application/yaml, application/vnd.kubernetes.protobuf, "
+						 KAPI_MSGPACK_MEDIA_TYPE);
 		return false;
 	}
 	if (!json_is_object(obj)) {

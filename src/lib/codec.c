@@ -403,6 +403,181 @@ int codec_msgpack_value_len(const void *mp, size_t len, size_t *ret_len)
 	return 0;
 }
 
+int codec_msgpack_map_header(const void *mp, size_t len, uint32_t *ret_n, size_t *ret_hdr)
+{
+	const uint8_t *p = mp;
+	struct mp_item it;
+
+	if (len == 0)
+		return -EBADMSG;
+	if ((p[0] & 0xf0) != 0x80 && p[0] != 0xde && p[0] != 0xdf)
+		return -EINVAL;
+	if (mp_read(&p, p + len, &it) != 0)
+		return -EBADMSG;
+	*ret_n = (uint32_t)it.n;
+	*ret_hdr = (size_t)(p - (const uint8_t *)mp);
+	return 0;
+}
+
+/* ------------------------------------------------------------ msgpack writers */
+
+static int mp_put(struct buf *out, const uint8_t *p, size_t n)
+{
+	return buf_append(out, p, n);
+}
+
+static void be_put(uint8_t *dst, uint64_t v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		dst[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+/* A header of @fix (fixmap/fixarray/fixstr base, @fix_max its largest
+ * count) or of the 8/16/32-bit forms @c8 (0: none), @c16, @c32. */
+static int mp_header(struct buf *out, uint64_t n, uint8_t fix, uint64_t fix_max, uint8_t c8,
+		     uint8_t c16, uint8_t c32)
+{
+	uint8_t h[5];
+
+	if (n <= fix_max) {
+		h[0] = (uint8_t)(fix | n);
+		return mp_put(out, h, 1);
+	}
+	if (c8 != 0 && n <= 0xff) {
+		h[0] = c8;
+		h[1] = (uint8_t)n;
+		return mp_put(out, h, 2);
+	}
+	if (n <= 0xffff) {
+		h[0] = c16;
+		be_put(h + 1, n, 2);
+		return mp_put(out, h, 3);
+	}
+	h[0] = c32;
+	be_put(h + 1, n, 4);
+	return mp_put(out, h, 5);
+}
+
+int codec_mp_map(struct buf *out, uint32_t n)
+{
+	return mp_header(out, n, 0x80, 15, 0, 0xde, 0xdf);
+}
+
+int codec_mp_array(struct buf *out, uint32_t n)
+{
+	return mp_header(out, n, 0x90, 15, 0, 0xdc, 0xdd);
+}
+
+int codec_mp_str(struct buf *out, const char *s, size_t n)
+{
+	int rv;
+
+	if (n > UINT32_MAX)
+		return -ERANGE;
+	if ((rv = buf_reserve(out, n + 5)) != 0 ||
+	    (rv = mp_header(out, n, 0xa0, 31, 0xd9, 0xda, 0xdb)) != 0)
+		return rv;
+	return mp_put(out, (const uint8_t *)s, n);
+}
+
+int codec_mp_cstr(struct buf *out, const char *s)
+{
+	return codec_mp_str(out, s, strlen(s));
+}
+
+int codec_mp_uint(struct buf *out, uint64_t v)
+{
+	uint8_t h[9];
+
+	if (v <= 0x7f) {
+		h[0] = (uint8_t)v;
+		return mp_put(out, h, 1);
+	}
+	if (v <= 0xff) {
+		h[0] = 0xcc;
+		h[1] = (uint8_t)v;
+		return mp_put(out, h, 2);
+	}
+	if (v <= 0xffff) {
+		h[0] = 0xcd;
+		be_put(h + 1, v, 2);
+		return mp_put(out, h, 3);
+	}
+	if (v <= 0xffffffffu) {
+		h[0] = 0xce;
+		be_put(h + 1, v, 4);
+		return mp_put(out, h, 5);
+	}
+	h[0] = 0xcf;
+	be_put(h + 1, v, 8);
+	return mp_put(out, h, 9);
+}
+
+int codec_mp_int(struct buf *out, int64_t v)
+{
+	uint8_t h[9];
+
+	if (v >= 0)
+		return codec_mp_uint(out, (uint64_t)v);
+	if (v >= -32) {
+		h[0] = (uint8_t)(int8_t)v;
+		return mp_put(out, h, 1);
+	}
+	if (v >= INT8_MIN) {
+		h[0] = 0xd0;
+		h[1] = (uint8_t)(int8_t)v;
+		return mp_put(out, h, 2);
+	}
+	if (v >= INT16_MIN) {
+		h[0] = 0xd1;
+		be_put(h + 1, (uint64_t)v, 2);
+		return mp_put(out, h, 3);
+	}
+	if (v >= INT32_MIN) {
+		h[0] = 0xd2;
+		be_put(h + 1, (uint64_t)v, 4);
+		return mp_put(out, h, 5);
+	}
+	h[0] = 0xd3;
+	be_put(h + 1, (uint64_t)v, 8);
+	return mp_put(out, h, 9);
+}
+
+int codec_mp_nil(struct buf *out)
+{
+	static const uint8_t nil = 0xc0;
+
+	return mp_put(out, &nil, 1);
+}
+
+static int mp_container32_open(struct buf *out, uint8_t c, size_t *ret_at)
+{
+	uint8_t h[5] = {c, 0, 0, 0, 0};
+	size_t at = out->len;
+	int rv = mp_put(out, h, sizeof(h));
+
+	if (rv == 0)
+		*ret_at = at;
+	return rv;
+}
+
+int codec_mp_array32_open(struct buf *out, size_t *ret_at)
+{
+	return mp_container32_open(out, 0xdd, ret_at);
+}
+
+int codec_mp_map32_open(struct buf *out, size_t *ret_at)
+{
+	return mp_container32_open(out, 0xdf, ret_at);
+}
+
+void codec_mp_container32_close(struct buf *out, size_t at, uint32_t n)
+{
+	be_put((uint8_t *)out->data + at + 1, n, 4);
+}
+
 /* ------------------------------------------------------------ msgpack -> JSON */
 
 /* 0: copy as is; 1: escape; 2: start of a multi-byte sequence to check. */
@@ -425,6 +600,21 @@ static const uint8_t json_class[256] = {
 	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
 };
 
+/* Whether the 8 bytes at @s need nothing done in a JSON string: none is a
+ * control character, '"', '\\' or part of a multi-byte sequence. The
+ * classic "has a byte less than" word tests: exact as a yes/no answer. */
+static inline bool plain8(const uint8_t *s)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t v, q, bs;
+
+	memcpy(&v, s, sizeof(v));
+	q = v ^ (ones * '"');
+	bs = v ^ (ones * '\\');
+	return ((v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs) ==
+	       0;
+}
+
 /* Appends @s as a JSON string. Invalid UTF-8 bytes become \ufffd, as in
  * Go's encoding/json. */
 static void json_put_str(struct buf *b, bool *oom, const uint8_t *s, size_t n)
@@ -439,8 +629,14 @@ static void json_put_str(struct buf *b, bool *oom, const uint8_t *s, size_t n)
 	}
 	b->data[b->len++] = '"';
 	while (i < n) {
-		uint8_t c = s[i];
-		uint8_t cls = json_class[c];
+		uint8_t c, cls;
+
+		while (n - i >= 8 && plain8(s + i))
+			i += 8;
+		if (i == n)
+			break;
+		c = s[i];
+		cls = json_class[c];
 
 		if (cls == 0) {
 			i++;

@@ -108,6 +108,31 @@ int codec_msgpack_to_yaml(const void *mp, size_t len, struct buf *out, struct co
  * Errors: -EBADMSG (truncated or invalid). */
 int codec_msgpack_value_len(const void *mp, size_t len, size_t *ret_len);
 
+/* The pair count of the msgpack map at @mp in *ret_n and the length of its
+ * header in *ret_hdr (its first key follows). Errors: -EINVAL (not a
+ * map), -EBADMSG (truncated). */
+int codec_msgpack_map_header(const void *mp, size_t len, uint32_t *ret_n, size_t *ret_hdr);
+
+/* ------------------------------------------------------------ msgpack writers */
+
+/* Append one msgpack item in its smallest encoding (a container header is
+ * followed by its elements, written by the caller). Errors: -ENOMEM. */
+int codec_mp_map(struct buf *out, uint32_t n);
+int codec_mp_array(struct buf *out, uint32_t n);
+int codec_mp_str(struct buf *out, const char *s, size_t n);
+int codec_mp_cstr(struct buf *out, const char *s);
+int codec_mp_uint(struct buf *out, uint64_t v);
+int codec_mp_int(struct buf *out, int64_t v);
+int codec_mp_nil(struct buf *out);
+
+/* A container whose size is known only at the end: *_open appends a
+ * 5-byte array32/map32 header and returns its offset in *ret_at; *_close
+ * writes @n there (valid msgpack, one of the allowed longer forms).
+ * Errors: -ENOMEM. */
+int codec_mp_array32_open(struct buf *out, size_t *ret_at);
+int codec_mp_map32_open(struct buf *out, size_t *ret_at);
+void codec_mp_container32_close(struct buf *out, size_t at, uint32_t n);
+
 /* ------------------------------------------------------------ YAML text */
 
 /* Parses a YAML stream into a new JSON array in *ret_docs, one element per
