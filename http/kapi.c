@@ -1418,6 +1418,10 @@ static struct kapi_slot {
 	uint64_t rand_state; /* SplitMix64 */
 	struct api_alloc_rand rnd;
 	struct kapi_cells cells; /* Table cells cache (kapi__table_row) */
+	/* Every committed Service deletion, whoever wrote it (a user, the
+	 * garbage collector, the namespace controller), frees the addresses
+	 * of the deleted Service: at apply time, in log order. */
+	struct store_watch *svc_watch;
 } slots[KAPI_SLOTS];
 static size_t n_slots;
 static uint64_t alloc_gens;
@@ -1434,6 +1438,9 @@ static struct kapi_slot *slot_of(const struct http_server *s)
 
 static void alloc_drop(struct kapi_slot *slot)
 {
+	if (slot->svc_watch != NULL)
+		store_watch_free(slot->svc_watch);
+	slot->svc_watch = NULL;
 	if (slot->alloc_ok)
 		api_alloc_close(&slot->alloc);
 	slot->alloc_ok = false;
@@ -1451,6 +1458,35 @@ static int api_port(const struct http_server *s)
 		return 6443;
 	p = strtol(c + 1, NULL, 10);
 	return p > 0 && p < 65536 ? (int)p : 6443;
+}
+
+static void svc_watch_cb(struct store_watch *w, void *data)
+{
+	struct kapi_slot *slot = data;
+	struct store_event ev;
+	json_t *svc;
+	int rv;
+
+	while ((rv = store_watch_next(w, &ev)) == 0) {
+		if (ev.type != STORE_EVENT_DELETE || !slot->alloc_ok)
+			continue;
+		svc = kapi__tree(ev.kv.val, ev.kv.val_len, 0);
+		if (svc != NULL)
+			api_alloc_release_service(&slot->alloc, svc);
+		json_decref(svc);
+	}
+	if (rv == STORE_EGONE) {
+		/* Cannot happen (drained at every event); be safe: the next
+		 * term rebuilds from the store. */
+		log_warn("http: lost track of Service deletions: no new Service addresses "
+			 "until the next leader term");
+		store_watch_free(w);
+		slot->svc_watch = NULL;
+		if (slot->alloc_ok)
+			api_alloc_close(&slot->alloc);
+		slot->alloc_ok = false;
+		slot->gen = 0;
+	}
 }
 
 /* Builds the allocators from the stored Services. */
@@ -1486,8 +1522,17 @@ static void alloc_build(struct kapi_slot *slot)
 		api_alloc_mark_service(&slot->alloc, svc);
 		json_decref(svc);
 	}
+	rv = store_watch_new(st, prefix, sizeof(prefix) - 1, store_revision(st), svc_watch_cb,
+			     slot, &slot->svc_watch);
+	if (rv != 0) {
+		log_warn("http: cannot watch the Services: %s", strerror(-rv));
+		api_alloc_close(&slot->alloc);
+		return;
+	}
 	slot->alloc_ok = true;
 	slot->gen = ++alloc_gens;
+	/* The callback fires only once the watch was drained. */
+	svc_watch_cb(slot->svc_watch, slot);
 }
 
 static void lead(struct kapi_slot *slot)

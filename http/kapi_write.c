@@ -480,18 +480,14 @@ static void apply_cb(struct replica_apply *a, int status, const struct store_res
 	struct http_request *hr = w->op.hr;
 	h2o_req_t *req = http__op_detach(&w->op);
 	const struct api_kind *k;
-	struct api_alloc *al;
 	struct svc_claims c = {w->svc_new, w->svc_old, w->alloc_gen, w->claimed};
 
-	if (w->svc_new != NULL) {
-		if (status == 0 && res->status == 0 && w->wk == W_DELETE) {
-			if ((al = kapi__alloc_at(w->server, w->alloc_gen)) != NULL)
-				api_alloc_release_service(al, w->svc_new);
-		} else if (status == REPLICA_ENOTLEADER || (status == 0 && res->status != 0)) {
-			svc_unclaim(w->server, &c);
-		}
-		/* Unknown outcome: the claims stay (a new term rebuilds them). */
-	}
+	/* A committed delete frees its addresses through the Service watch
+	 * of kapi.c (as deletions by controllers do). */
+	if (w->svc_new != NULL &&
+	    (status == REPLICA_ENOTLEADER || (status == 0 && res->status != 0)))
+		svc_unclaim(w->server, &c);
+	/* Unknown outcome: the claims stay (a new term rebuilds them). */
 	if (req == NULL) {
 		write_op_free(w);
 		return;

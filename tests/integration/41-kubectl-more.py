@@ -243,10 +243,20 @@ def delete_propagation(ctx):
     ctx.wait_for("bg's ReplicaSet", lambda: rs_of("bg"), timeout=30)
     k.run("delete", "deployment", "bg", "--cascade=background")
     ctx.wait_for("bg's ReplicaSet gone", lambda: rs_of("bg") == [], timeout=30)
-    # A Service deleted in the foreground goes too.
+    # A Service deleted in the foreground goes too, and its address is
+    # free again (freed by the committed deletion, whoever wrote it: here
+    # the garbage collector's removal of the last finalizer).
     k.run("create", "service", "clusterip", "s", "--tcp=80:80", "--clusterip=10.96.9.9")
     k.run("delete", "svc", "s", "--cascade=foreground", "--wait=false")
     ctx.wait_for("s gone", gone("svc", "s"), timeout=30)
+    k.run("create", "service", "clusterip", "t", "--tcp=80:80", "--clusterip=10.96.9.9")
+    # A namespace's deletion frees its Services' addresses too.
+    k.run("create", "namespace", "gone")
+    k.run("create", "service", "clusterip", "u", "-n", "gone", "--tcp=80:80",
+          "--clusterip=10.96.9.10")
+    k.run("delete", "namespace", "gone", "--wait=false")
+    ctx.wait_for("namespace gone", gone("namespace", "gone"), timeout=30)
+    k.run("create", "service", "clusterip", "v", "--tcp=80:80", "--clusterip=10.96.9.10")
 
 
 if __name__ == "__main__":
