@@ -44,8 +44,8 @@
  * agent learns of exits through rt_exit_watch (inotify on exits/) and
  * reads them with rt_exit_read.
  *
- * Registry pull is not implemented yet (images come from rt_image_import);
- * rt_image_get's -ENOENT is the agent's ErrImagePull.
+ * Images come from rt_image_import or from a registry (rt_image_pull,
+ * runtime/registry.c); rt_image_get's -ENOENT means "not present here".
  */
 #ifndef CAPSTAN_RUNTIME_H
 #define CAPSTAN_RUNTIME_H
@@ -502,5 +502,87 @@ int rt_log_follow_start(uv_loop_t *loop, const char *path, uint64_t offset,
 			const struct rt_log_opts *opts, rt_log_line_cb cb, void *data,
 			struct rt_log_follow **ret);
 void rt_log_follow_stop(struct rt_log_follow *f);
+
+/* ------------------------------------------------------------------ pull */
+
+/* Pulling from OCI registries (the distribution API: Docker Hub, Debian's
+ * docker-registry, Harbor, ...). Only configured registries are contacted.
+ * Supported: OCI image index/manifest and Docker v2 schema 2 manifest
+ * list/manifest (an index picks linux/<this machine's arch>); anonymous,
+ * basic auth, and the token flow (401 WWW-Authenticate: Bearer realm=,
+ * service=, scope= -> GET realm, with the credentials if set, -> Bearer
+ * token on every later request). Blobs are checked against their sha256
+ * digests as they stream to disk. Layers whose diff id is already
+ * unpacked are not downloaded again. */
+
+/* One registry; every pointer is borrowed (for the call only). */
+struct rt_registry {
+	const char *host;     /* the reference domain it serves, as written in
+			       * image names: "localhost:5000", "10.0.0.1:5000",
+			       * "registry.example.com", "docker.io" */
+	const char *url;      /* base URL: "http://127.0.0.1:5000" (plain) or
+			       * "https://reg.example:5000" (TLS); NULL:
+			       * https://<host>, and https://registry-1.docker.io
+			       * for docker.io */
+	const char *ca_file;  /* PEM CA bundle trusted for this registry and
+			       * its token service; NULL: the system's CAs */
+	const char *username; /* basic auth (sent to the registry on a Basic
+			       * challenge, to the token realm on a Bearer
+			       * one); NULL: anonymous */
+	const char *password;
+};
+
+struct rt_pull_opts {
+	const struct rt_registry *registries; /* matched by host, first wins */
+	size_t n_registries;
+	unsigned connect_timeout_s; /* 0: 10 */
+	unsigned stall_timeout_s;   /* abort a transfer idle this long; 0: 60 */
+	/* May be NULL. Set *cancel to non-zero from any thread (e.g.
+	 * __atomic_store_n(&c, 1, __ATOMIC_RELAXED) on the loop when the pod
+	 * goes away): the pull stops soon with -ECANCELED. */
+	const int *cancel;
+};
+
+/* A parsed, normalised image reference (rt_image_normalize's form). */
+struct rt_image_ref {
+	char *name;       /* "localhost:5000/busybox:latest" */
+	char *domain;     /* "localhost:5000", "docker.io" */
+	char *repository; /* "busybox", "library/busybox" */
+	char *tag;        /* "latest"; NULL when only a digest is given */
+	char *digest;     /* "sha256:<64 hex>" or NULL */
+};
+/* Pure. Normalises and splits @ref. Errors: -EINVAL, -ENOMEM. */
+int rt_image_ref_parse(const char *ref, struct rt_image_ref *ret);
+void rt_image_ref_clear(struct rt_image_ref *r); /* frees the strings */
+
+/* BLOCKING (network and disk: run it on the thread pool with
+ * uv_queue_work; several pulls may run at once). Pulls @ref (any form
+ * rt_image_normalize takes; a digest pins the manifest) from the
+ * registry @opts configures for its domain, then imports it as
+ * rt_image_import does: on success rt_image_get(rt, ref) finds it and
+ * @ret_id (may be NULL) gets its id ("sha256:...", free it). Pulling an
+ * image already present refreshes its name (the tag may have moved) and
+ * downloads only missing layers.
+ * Errors (the agent reports every one as reason ErrImagePull with
+ * *ret_msg as message, then ImagePullBackOff; -EINVAL as
+ * InvalidImageName):
+ *   -EINVAL        bad reference
+ *   -ENOENT        not found: no registry configured for the domain, or
+ *                  the repository, tag, digest or a blob is unknown
+ *   -EACCES        unauthorized: credentials missing or refused (401/403,
+ *                  or the token service refused them)
+ *   -EHOSTUNREACH  registry unreachable: DNS, connect, TLS (certificate
+ *                  not trusted), or a timeout
+ *   -EBADMSG       a digest or size mismatch, or a malformed manifest
+ *   -ENOTSUP       no manifest for linux/<arch>, schema 1, unknown media
+ *                  type
+ *   -ECANCELED     *opts->cancel was set
+ *   -EIO, -ENOSPC  registry 5xx answers, local disk errors, unpack errors
+ *   -ENOMEM
+ * @ret_msg (may be NULL) gets one line on error, e.g. 'failed to pull
+ * image "localhost:5000/nope:latest": localhost:5000/nope:latest: not
+ * found (manifest unknown)'; free it. */
+int rt_image_pull(struct rt *rt, const struct rt_pull_opts *opts, const char *ref,
+		  char **ret_id, char **ret_msg);
 
 #endif

@@ -10,6 +10,7 @@ libssl-dev libcurl4-openssl-dev libcmocka-dev libbsd-dev
 openssl curl nghttp2-client procps iproute2 python3
 etcd-server etcd-client man-db debhelper dpkg-dev fakeroot lintian rpm
 libarchive-dev runc containernetworking-plugins busybox-static iputils-ping
+docker-registry
 "
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -35,3 +36,13 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
+
+# docker-registry's package starts a system-wide registry on :5000; the tests
+# run their own on loopback, so a freshly installed one is stopped again.
+case " $missing " in
+*" docker-registry "*)
+	if [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+	fi
+	;;
+esac

@@ -32,6 +32,7 @@
 #include <sys/tree.h>
 
 #include "src/ctrl/ctrl.h"
+#include "src/ctrl/podtemplate.h"
 #include "src/lib/codec.h"
 #include "src/lib/log.h"
 
@@ -137,90 +138,6 @@ static void pod_ent_free(struct pod_ent *p)
 }
 
 /* ------------------------------------------------------------ helpers */
-
-static char *xstrdup(const char *s)
-{
-	return strdup(s ? s : "");
-}
-
-static uint64_t parse_ms(const char *s)
-{
-	uint64_t ms = 0;
-	if (!s || ctrl_parse_time(s, &ms) != 0) {
-		return 0;
-	}
-	return ms;
-}
-
-/* Kubernetes' hash label: FNV-1a (32 bits) of the template, printed in
- * decimal and each digit mapped to a vowel-free alphabet (SafeEncodeString)
- * so that a label never spells a word. */
-static void template_hash(const json_t *tmpl, char *buf, size_t size)
-{
-	static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
-	char *text = json_dumps(tmpl, JSON_SORT_KEYS | JSON_COMPACT);
-	uint32_t h = 2166136261u;
-	for (const char *p = text ? text : ""; *p; p++) {
-		h ^= (uint8_t)*p;
-		h *= 16777619u;
-	}
-	free(text);
-	char dec[16];
-	snprintf(dec, sizeof(dec), "%u", h);
-	size_t i = 0;
-	for (; dec[i] && i + 1 < size; i++) {
-		buf[i] = alphabet[(unsigned char)dec[i] % (sizeof(alphabet) - 1)];
-	}
-	buf[i] = '\0';
-}
-
-/* Splits "/registry/<plural>/<ns>/<name>" after @prefix. */
-static bool split_key(const char *key, const char *prefix, char *ns, size_t ns_size,
-		      char *name, size_t name_size)
-{
-	size_t plen = strlen(prefix);
-	if (strncmp(key, prefix, plen) != 0) {
-		return false;
-	}
-	const char *rest = key + plen;
-	const char *slash = strchr(rest, '/');
-	if (!slash || (size_t)(slash - rest) >= ns_size || strlen(slash + 1) >= name_size ||
-	    slash[1] == '\0') {
-		return false;
-	}
-	memcpy(ns, rest, (size_t)(slash - rest));
-	ns[slash - rest] = '\0';
-	strcpy(name, slash + 1);
-	return true;
-}
-
-/* The controller ownerReference of a pod when it is a DaemonSet. */
-static const json_t *ds_owner(const json_t *pod)
-{
-	const json_t *ref = ctrl_controller_ref(pod);
-	if (!ref || strcmp(ctrl_str(ref, "kind") ? ctrl_str(ref, "kind") : "", "DaemonSet") != 0) {
-		return NULL;
-	}
-	const char *av = ctrl_str(ref, "apiVersion");
-	if (!av || strncmp(av, "apps/", 5) != 0 || !ctrl_str(ref, "uid") || !ctrl_str(ref, "name")) {
-		return NULL;
-	}
-	return ref;
-}
-
-static uint64_t ready_since(const json_t *pod)
-{
-	size_t i;
-	json_t *cond;
-	json_array_foreach(api_json_path(pod, "status.conditions"), i, cond)
-	{
-		const char *type = ctrl_str(cond, "type");
-		if (type && strcmp(type, "Ready") == 0) {
-			return parse_ms(ctrl_str(cond, "lastTransitionTime"));
-		}
-	}
-	return 0;
-}
 
 /* ------------------------------------------------------------ scheduling predicates */
 
@@ -547,7 +464,7 @@ static void on_pod(struct ctrl *c, struct ds_priv *p, const struct ctrl_event *e
 		return;
 	}
 	json_t *pod = ctrl_decode(ev->val, ev->val_len, ev->mod_rev);
-	const json_t *ref = pod ? ds_owner(pod) : NULL;
+	const json_t *ref = pod ? ctrl__controller_ref_to(pod, "apps", "DaemonSet") : NULL;
 	char owner_key[512];
 	if (!ref || ctrl_key(p->ds_kind, ev->ns, ctrl_str(ref, "name"), owner_key,
 			     sizeof(owner_key)) < 0) {
@@ -567,19 +484,19 @@ static void on_pod(struct ctrl *c, struct ds_priv *p, const struct ctrl_event *e
 	const char *phase = ctrl_str(pod, "status.phase");
 	e->key = strdup(ev->key);
 	e->name = strdup(ev->name);
-	e->uid = xstrdup(ctrl_str(pod, "metadata.uid"));
-	e->owner_uid = xstrdup(ctrl_str(ref, "uid"));
+	e->uid = ctrl__strdup0(ctrl_str(pod, "metadata.uid"));
+	e->owner_uid = ctrl__strdup0(ctrl_str(ref, "uid"));
 	e->owner_key = strdup(owner_key);
-	e->node = xstrdup(ctrl_str(pod, "spec.nodeName"));
-	e->hash = xstrdup(ctrl_str(pod, "metadata.labels." DS_HASH_LABEL));
+	e->node = ctrl__strdup0(ctrl_str(pod, "spec.nodeName"));
+	e->hash = ctrl__strdup0(ctrl_str(pod, "metadata.labels." DS_HASH_LABEL));
 	if (!e->key || !e->name || !e->uid || !e->owner_uid || !e->owner_key || !e->node ||
 	    !e->hash) {
 		pod_ent_free(e);
 		goto oom;
 	}
-	e->created_ms = parse_ms(ctrl_str(pod, "metadata.creationTimestamp"));
+	e->created_ms = ctrl__time_at(pod, "metadata.creationTimestamp");
 	e->ready = ctrl_pod_ready(pod);
-	e->ready_ms = e->ready ? ready_since(pod) : 0;
+	e->ready_ms = e->ready ? ctrl__condition_time(pod, "Ready", "lastTransitionTime") : 0;
 	e->deleting = ctrl_str(pod, "metadata.deletionTimestamp") != NULL;
 	e->failed = phase && strcmp(phase, "Failed") == 0;
 	e->terminal = e->failed || (phase && strcmp(phase, "Succeeded") == 0);
@@ -647,20 +564,8 @@ struct sync_state {
 
 static bool pod_available(struct sync_state *st, const struct pod_ent *e)
 {
-	if (!e->ready || e->deleting) {
-		return false;
-	}
-	if (st->min_ready_ms <= 0) {
-		return true;
-	}
-	uint64_t at = e->ready_ms + (uint64_t)st->min_ready_ms;
-	if (st->now >= at) {
-		return true;
-	}
-	if (st->recheck_ms == 0 || at - st->now < st->recheck_ms) {
-		st->recheck_ms = at - st->now;
-	}
-	return false;
+	return e->ready && !e->deleting &&
+	       ctrl__available_at(e->ready_ms, st->min_ready_ms, st->now, &st->recheck_ms);
 }
 
 static void write_failed(struct sync_state *st, int rv, const char *what)
@@ -1047,7 +952,9 @@ static void ds_sync_set(struct sync_state *st)
 	if (!uid || !json_is_object(tmpl)) {
 		return;
 	}
-	template_hash(tmpl, hash, sizeof(hash));
+	if (ctrl__pod_template_hash(tmpl, -1, hash, sizeof(hash)) != 0) {
+		goto oom;
+	}
 	st->hash = hash;
 	st->tol_spec = json_deep_copy(json_object_get(tmpl, "spec"));
 	if (!st->tol_spec || add_default_tolerations(st->tol_spec) != 0) {
@@ -1149,15 +1056,8 @@ static void ds_sync(struct ctrl *c, const char *key)
 {
 	struct ds_priv *p = ctrl_priv(c);
 	char ns[256], name[256];
-	if (!split_key(key, "/registry/daemonsets/", ns, sizeof(ns), name, sizeof(name))) {
-		return;
-	}
-	json_t *ds = ctrl_get(c, p->ds_kind, ns, name, NULL);
+	json_t *ds = ctrl__get_live(c, p->ds_kind, key, ns, name, sizeof(ns));
 	if (!ds) {
-		return; /* the garbage collector removes its pods */
-	}
-	if (ctrl_str(ds, "metadata.deletionTimestamp")) {
-		json_decref(ds);
 		return;
 	}
 	struct sync_state st = {
@@ -1171,11 +1071,7 @@ static void ds_sync(struct ctrl *c, const char *key)
 		.min_ready_ms = ctrl_int(ds, "spec.minReadySeconds", 0) * 1000,
 	};
 	ds_sync_set(&st);
-	if (st.retry) {
-		ctrl_enqueue_after(c, key, DS_RETRY_MS);
-	} else if (st.recheck_ms) {
-		ctrl_enqueue_after(c, key, st.recheck_ms);
-	}
+	ctrl__requeue(c, key, st.retry, DS_RETRY_MS, st.recheck_ms);
 	json_decref(st.tol_spec);
 	json_decref(ds);
 }

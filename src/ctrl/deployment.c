@@ -1294,40 +1294,19 @@ static int claim(struct dsync *x, const struct drs *r, bool adopt)
 {
 	char rname[256];
 	const char *name = strrchr(r->key, '/') + 1;
-	json_t *obj, *meta, *refs;
-	size_t i;
-	int rv = -ENOENT;
+	json_t *obj;
+	int rv;
 
 	snprintf(rname, sizeof(rname), "%s", name);
 	obj = ctrl_get(x->c, x->p->rs_kind, x->ns, rname, NULL);
 	if (obj == NULL)
 		return -ENOENT;
-	meta = json_object_get(obj, "metadata");
-	refs = json_object_get(meta, "ownerReferences");
-	if (adopt) {
-		if (ctrl_controller_ref(obj) != NULL || json_object_get(meta, "deletionTimestamp"))
-			goto out;
-		if (!json_is_array(refs)) {
-			refs = json_array();
-			json_object_set_new(meta, "ownerReferences", refs);
-		}
-		json_array_append_new(refs, ctrl_owner_ref(x->p->dep_kind, x->d));
-	} else {
-		bool found = false;
-		for (i = json_array_size(refs); i-- > 0;) {
-			const char *u = json_string_value(json_object_get(json_array_get(refs, i), "uid"));
-			if (u != NULL && strcmp(u, x->uid) == 0) {
-				json_array_remove(refs, i);
-				found = true;
-			}
-		}
-		if (!found)
-			goto out;
-		if (json_array_size(refs) == 0)
-			json_object_del(meta, "ownerReferences");
-	}
-	rv = ctrl_update(x->c, x->p->rs_kind, obj, x->key);
-out:
+	rv = ctrl__claim_ref(obj, adopt, adopt ? ctrl_owner_ref(x->p->dep_kind, x->d) : NULL,
+			     x->uid);
+	if (rv > 0)
+		rv = ctrl_update(x->c, x->p->rs_kind, obj, x->key);
+	else if (rv == 0)
+		rv = -ENOENT;
 	json_decref(obj);
 	return rv;
 }

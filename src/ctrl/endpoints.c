@@ -135,34 +135,14 @@ static void collect(const struct ctrl_svcpod *pod, void *data)
 	}
 	addr = json_pack("{s:s}", "ip", pod->ip);
 	text = json_dumps(ports, JSON_COMPACT | JSON_SORT_KEYS);
-	if (addr == NULL || text == NULL || (b->n == b->cap && b->cap > SIZE_MAX / 4)) {
+	if (addr == NULL || text == NULL || ctrl__reserve(&b->v, b->n, &b->cap, sizeof(*b->v)) != 0) {
 		json_decref(addr);
 		free(text);
 		json_decref(ports);
 		b->oom = true;
 		return;
 	}
-	if (pod->hostname[0] != '\0' && strcmp(pod->subdomain, b->svc_name) == 0)
-		json_object_set_new(addr, "hostname", json_string(pod->hostname));
-	if (pod->node[0] != '\0')
-		json_object_set_new(addr, "nodeName", json_string(pod->node));
-	json_object_set_new(addr, "targetRef",
-			    json_pack("{s:s, s:s, s:s, s:s}", "kind", "Pod", "namespace",
-				      ctrl_str(b->svc, "metadata.namespace"), "name", pod->name,
-				      "uid", pod->uid));
-	if (b->n == b->cap) {
-		size_t cap = b->cap != 0 ? b->cap * 2 : 16;
-		struct entry *v = realloc(b->v, cap * sizeof(*v));
-		if (v == NULL) {
-			json_decref(addr);
-			free(text);
-			json_decref(ports);
-			b->oom = true;
-			return;
-		}
-		b->v = v;
-		b->cap = cap;
-	}
+	ctrl__svcpods_decorate(addr, pod, ctrl_str(b->svc, "metadata.namespace"), b->svc_name);
 	e = &b->v[b->n++];
 	e->addr = addr;
 	e->ports_text = text;
@@ -267,18 +247,13 @@ oom:
 
 static void retry(struct ctrl *c, const char *key, int rv, const char *what)
 {
-	if (rv == 0 || rv == -ENOENT)
-		return;
-	ctrl_log(c, LOG_LEVEL_WARN, "cannot %s the endpoints of %s: %s", what, key,
-		 strerror(-rv));
-	ctrl_enqueue_after(c, key, RETRY_MS);
+	ctrl__retry(c, key, rv, RETRY_MS, "cannot %s the endpoints of", what);
 }
 
 static void sync(struct ctrl *c, const char *key)
 {
 	struct priv *p = ctrl_priv(c);
 	char ns[256], name[256], when[40];
-	const char *slash = strchr(key, '/');
 	json_t *svc = NULL, *ep = NULL, *subsets = NULL, *labels = NULL, *obj = NULL;
 	struct build b = {0};
 	uint64_t ep_rev = 0, t;
@@ -286,11 +261,8 @@ static void sync(struct ctrl *c, const char *key)
 	const char *cip;
 	int rv = 0;
 
-	if (slash == NULL || (size_t)(slash - key) >= sizeof(ns) || strlen(slash + 1) >= sizeof(name))
+	if (ctrl__split_ns_key(key, ns, name, sizeof(ns)) != 0)
 		return;
-	memcpy(ns, key, (size_t)(slash - key));
-	ns[slash - key] = '\0';
-	strcpy(name, slash + 1);
 	svc = ctrl_get(c, p->svc_kind, ns, name, NULL);
 	ep = ctrl_get(c, p->ep_kind, ns, name, &ep_rev);
 	if (svc == NULL || !ctrl__svcpods_selects(svc)) {

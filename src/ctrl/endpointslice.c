@@ -211,33 +211,15 @@ static void collect(const struct ctrl_svcpod *pod, void *data)
 	ep = json_pack("{s:[s], s:{s:b, s:b, s:b}}", "addresses", pod->ip, "conditions", "ready",
 		       ready, "serving", serving, "terminating", pod->deleting);
 	text = ports != NULL ? json_dumps(ports, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	if (ports == NULL || ep == NULL || text == NULL) {
+	if (ports == NULL || ep == NULL || text == NULL ||
+	    ctrl__reserve(&b->v, b->n, &b->cap, sizeof(*b->v)) != 0) {
 		json_decref(ports);
 		json_decref(ep);
 		free(text);
 		b->oom = true;
 		return;
 	}
-	if (pod->hostname[0] != '\0' && strcmp(pod->subdomain, b->name) == 0)
-		json_object_set_new(ep, "hostname", json_string(pod->hostname));
-	if (pod->node[0] != '\0')
-		json_object_set_new(ep, "nodeName", json_string(pod->node));
-	json_object_set_new(ep, "targetRef",
-			    json_pack("{s:s, s:s, s:s, s:s}", "kind", "Pod", "namespace", b->ns,
-				      "name", pod->name, "uid", pod->uid));
-	if (b->n == b->cap) {
-		size_t cap = b->cap != 0 ? b->cap * 2 : 16;
-		struct entry *v = realloc(b->v, cap * sizeof(*v));
-		if (v == NULL) {
-			json_decref(ports);
-			json_decref(ep);
-			free(text);
-			b->oom = true;
-			return;
-		}
-		b->v = v;
-		b->cap = cap;
-	}
+	ctrl__svcpods_decorate(ep, pod, b->ns, b->name);
 	e = &b->v[b->n++];
 	e->ep = ep;
 	e->ports = ports;
@@ -313,11 +295,7 @@ struct existing {
 
 static void retry(struct ctrl *c, const char *key, int rv, const char *what)
 {
-	if (rv == 0 || rv == -ENOENT)
-		return;
-	ctrl_log(c, LOG_LEVEL_WARN, "cannot %s an endpoint slice of %s: %s", what, key,
-		 strerror(-rv));
-	ctrl_enqueue_after(c, key, RETRY_MS);
+	ctrl__retry(c, key, rv, RETRY_MS, "cannot %s an endpoint slice of", what);
 }
 
 /* Our slices of Service @ns/@name, read from the store (new references in
@@ -366,18 +344,14 @@ static void sync(struct ctrl *c, const char *key)
 {
 	struct priv *p = ctrl_priv(c);
 	char ns[256], name[256], when[40], gen[300];
-	const char *slash = strchr(key, '/');
 	struct existing *have = NULL;
 	json_t *svc = NULL, *want = NULL, *labels = NULL, *ref = NULL, *d;
 	struct build b = {0};
 	size_t n_have = 0, i, j;
 	int rv;
 
-	if (slash == NULL || (size_t)(slash - key) >= sizeof(ns) || strlen(slash + 1) >= sizeof(name))
+	if (ctrl__split_ns_key(key, ns, name, sizeof(ns)) != 0)
 		return;
-	memcpy(ns, key, (size_t)(slash - key));
-	ns[slash - key] = '\0';
-	strcpy(name, slash + 1);
 	have = calloc(MAX_SLICES, sizeof(*have));
 	if (have == NULL)
 		goto oom;

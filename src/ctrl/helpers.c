@@ -11,6 +11,7 @@
 #include "src/api/object.h"
 #include "src/api/validate.h"
 #include "src/ctrl/ctrl.h"
+#include "src/ctrl/podtemplate.h"
 #include "src/ctrl/internal.h"
 #include "src/lib/buf.h"
 #include "src/lib/codec.h"
@@ -425,23 +426,9 @@ int64_t ctrl_int(const json_t *obj, const char *path, int64_t dflt)
 	return json_is_integer(v) ? json_integer_value(v) : dflt;
 }
 
-static json_t *condition(const json_t *obj, const char *type)
-{
-	json_t *conds = api_json_path(obj, "status.conditions"), *cnd;
-	size_t i;
-
-	json_array_foreach(conds, i, cnd)
-	{
-		const char *t = json_string_value(json_object_get(cnd, "type"));
-		if (t != NULL && strcmp(t, type) == 0)
-			return cnd;
-	}
-	return NULL;
-}
-
 bool ctrl_pod_ready(const json_t *pod)
 {
-	json_t *c = condition(pod, "Ready");
+	json_t *c = ctrl__condition(pod, "Ready");
 	const char *s = json_string_value(json_object_get(c, "status"));
 
 	return s != NULL && strcmp(s, "True") == 0;
@@ -473,7 +460,7 @@ bool ctrl_set_condition(struct ctrl *c, json_t *obj, const char *type, const cha
 		json_object_set_new(st, "conditions", conds);
 	}
 	ctrl_rfc3339(ctrl_now_ms(c), now, sizeof(now));
-	cnd = condition(obj, type);
+	cnd = ctrl__condition(obj, type);
 	if (cnd == NULL) {
 		cnd = json_pack("{s:s, s:s}", "type", type, "status", status);
 		json_array_append_new(conds, cnd);

@@ -42,6 +42,7 @@
 #include <sys/tree.h>
 
 #include "src/ctrl/ctrl.h"
+#include "src/ctrl/podtemplate.h"
 #include "src/lib/codec.h"
 #include "src/lib/log.h"
 
@@ -216,18 +217,14 @@ static void nl_free(struct nl *nl)
 
 /* ------------------------------------------------------------ tree helpers */
 
-static json_t *find_condition(const json_t *obj, const char *type)
+/* The pod of index entry @p ("<ns>/<name>"), read from the store with its
+ * namespace and name into @ns and @name (256 bytes each); NULL when gone. */
+static json_t *pod_get(struct ctrl *c, struct nl *nl, const struct nl_pod *p, char *ns,
+		       char *name)
 {
-	json_t *conds = json_object_get(json_object_get(obj, "status"), "conditions"), *c;
-	size_t i;
-
-	json_array_foreach(conds, i, c)
-	{
-		const char *t = json_string_value(json_object_get(c, "type"));
-		if (t != NULL && strcmp(t, type) == 0)
-			return c;
-	}
-	return NULL;
+	if (ctrl__split_ns_key(p->key, ns, name, 256) != 0)
+		return NULL;
+	return ctrl_get(c, nl->k_pod, ns, name, NULL);
 }
 
 static uint64_t time_at(const json_t *obj, const char *path)
@@ -416,7 +413,7 @@ static bool mark_unknown(struct ctrl *c, json_t *node)
 		if (streq(type, "Ready"))
 			ready_changed = true;
 	}
-	if (find_condition(node, "Ready") == NULL) {
+	if (ctrl__condition(node, "Ready") == NULL) {
 		json_array_append_new(conds,
 				      json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "Ready", "status",
 						"Unknown", "reason", "NodeStatusNeverUpdated", "message",
@@ -607,17 +604,11 @@ static void mark_pods_not_ready(struct ctrl *c, struct nl *nl, struct nl_node *n
 
 	TAILQ_FOREACH(p, &n->pods, link)
 	{
-		const char *slash = strchr(p->key, '/');
-		char ns[256];
-		json_t *pod, *cnd;
-		if (slash == NULL || (size_t)(slash - p->key) >= sizeof(ns))
-			continue;
-		memcpy(ns, p->key, (size_t)(slash - p->key));
-		ns[slash - p->key] = '\0';
-		pod = ctrl_get(c, nl->k_pod, ns, slash + 1, NULL);
+		char ns[256], name[256];
+		json_t *pod = pod_get(c, nl, p, ns, name), *cnd;
 		if (pod == NULL)
 			continue;
-		cnd = find_condition(pod, "Ready");
+		cnd = ctrl__condition(pod, "Ready");
 		if (cnd != NULL && streq(json_string_value(json_object_get(cnd, "status")), "True")) {
 			char now[32];
 			ctrl_rfc3339(ctrl_now_ms(c), now, sizeof(now));
@@ -641,16 +632,10 @@ static uint64_t evict(struct ctrl *c, struct nl *nl, struct nl_node *n, const js
 
 	TAILQ_FOREACH(p, &n->pods, link)
 	{
-		const char *slash = strchr(p->key, '/');
-		char ns[256];
-		json_t *pod;
+		char ns[256], name[256];
+		json_t *pod = pod_get(c, nl, p, ns, name);
 		uint64_t at;
 		bool deleting;
-		if (slash == NULL || (size_t)(slash - p->key) >= sizeof(ns))
-			continue;
-		memcpy(ns, p->key, (size_t)(slash - p->key));
-		ns[slash - p->key] = '\0';
-		pod = ctrl_get(c, nl->k_pod, ns, slash + 1, NULL);
 		if (pod == NULL)
 			continue;
 		deleting = ctrl_str(pod, "metadata.deletionTimestamp") != NULL;
@@ -662,12 +647,12 @@ static uint64_t evict(struct ctrl *c, struct nl *nl, struct nl_node *n, const js
 		}
 		at = eviction_time(c, pod, taints);
 		if (at <= now) {
-			int rv = ctrl_delete(c, nl->k_pod, ns, slash + 1, 0,
+			int rv = ctrl_delete(c, nl->k_pod, ns, name, 0,
 					     ctrl_str(pod, "metadata.uid"), NULL,
 					     unreachable ? 0 : -1, requeue);
 			if (rv == 0 && !deleting)
 				ctrl_event(c, pod, "Normal", "TaintManagerEviction",
-					   "Marking for deletion Pod %s/%s", ns, slash + 1);
+					   "Marking for deletion Pod %s/%s", ns, name);
 			else if (rv != 0 && rv != -ENOENT)
 				ctrl_log(c, LOG_LEVEL_WARN, "cannot evict pod %s: %s", p->key,
 					 strerror(-rv));
@@ -698,18 +683,12 @@ static void collect_orphans(struct ctrl *c, struct nl *nl, const char *name, con
 	}
 	TAILQ_FOREACH(p, &n->pods, link)
 	{
-		const char *slash = strchr(p->key, '/');
-		char ns[256];
-		json_t *pod;
+		char ns[256], pname[256];
+		json_t *pod = pod_get(c, nl, p, ns, pname);
 		int rv;
-		if (slash == NULL || (size_t)(slash - p->key) >= sizeof(ns))
-			continue;
-		memcpy(ns, p->key, (size_t)(slash - p->key));
-		ns[slash - p->key] = '\0';
-		pod = ctrl_get(c, nl->k_pod, ns, slash + 1, NULL);
 		if (pod == NULL)
 			continue;
-		rv = ctrl_delete(c, nl->k_pod, ns, slash + 1, 0, ctrl_str(pod, "metadata.uid"), NULL,
+		rv = ctrl_delete(c, nl->k_pod, ns, pname, 0, ctrl_str(pod, "metadata.uid"), NULL,
 				 0, key);
 		if (rv == 0)
 			ctrl_log(c, LOG_LEVEL_INFO, "pod %s: node %s does not exist: deleted", p->key,
@@ -754,7 +733,7 @@ static void nl_sync(struct ctrl *c, const char *key)
 	hb = nl->start_ms;
 	if (n->lease_ms > hb)
 		hb = n->lease_ms;
-	ready = find_condition(node, "Ready");
+	ready = ctrl__condition(node, "Ready");
 	if ((t = time_at(ready, "lastHeartbeatTime")) > hb)
 		hb = t;
 	if ((t = time_at(node, "metadata.creationTimestamp")) > hb)
@@ -770,7 +749,7 @@ static void nl_sync(struct ctrl *c, const char *key)
 	} else {
 		next = hb + grace;
 	}
-	ready = find_condition(node, "Ready");
+	ready = ctrl__condition(node, "Ready");
 	ready_status = json_string_value(json_object_get(ready, "status"));
 	if (reconcile_taints(c, node, ready_status))
 		changed = true;

@@ -1,13 +1,14 @@
-/* Pod template helpers shared by the ReplicaSet and Deployment
- * controllers. */
+/* Helpers shared by the controllers (podtemplate.h). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "src/ctrl/ctrl.h"
 #include "src/ctrl/podtemplate.h"
+#include "src/lib/log.h"
 
 /* Drops the null members of every object in @v: Go clients send
  * "creationTimestamp": null in templates (kubectl rollout undo does), and
@@ -228,4 +229,159 @@ int64_t ctrl__int_or_percent(const json_t *v, int64_t total, bool round_up, int6
 	if (round_up)
 		return (n * total + 99) / 100;
 	return n * total / 100;
+}
+
+int ctrl__split_ns_key(const char *key, char *ns, char *name, size_t size)
+{
+	const char *slash = strchr(key, '/');
+	size_t n;
+
+	if (slash == NULL)
+		return -EINVAL;
+	n = (size_t)(slash - key);
+	if (n >= size || strlen(slash + 1) >= size)
+		return -EINVAL;
+	memcpy(ns, key, n);
+	ns[n] = '\0';
+	strcpy(name, slash + 1);
+	return 0;
+}
+
+char *ctrl__strdup0(const char *s)
+{
+	return strdup(s != NULL ? s : "");
+}
+
+const json_t *ctrl__controller_ref_to(const json_t *obj, const char *group, const char *kind)
+{
+	const json_t *ref = ctrl_controller_ref(obj);
+	const char *k = ctrl_str(ref, "kind"), *av = ctrl_str(ref, "apiVersion");
+	size_t glen = strlen(group);
+
+	if (ref == NULL || k == NULL || strcmp(k, kind) != 0 || av == NULL ||
+	    ctrl_str(ref, "uid") == NULL || ctrl_str(ref, "name") == NULL)
+		return NULL;
+	if (glen == 0)
+		return strchr(av, '/') == NULL ? ref : NULL;
+	return strncmp(av, group, glen) == 0 && av[glen] == '/' ? ref : NULL;
+}
+
+bool ctrl__available_at(uint64_t ready_ms, int64_t min_ready_ms, uint64_t now,
+			uint64_t *recheck_ms)
+{
+	uint64_t at;
+
+	if (min_ready_ms <= 0)
+		return true;
+	at = ready_ms + (uint64_t)min_ready_ms;
+	if (now >= at)
+		return true;
+	if (*recheck_ms == 0 || at - now < *recheck_ms)
+		*recheck_ms = at - now;
+	return false;
+}
+
+json_t *ctrl__child_object(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_object(v)) {
+		v = json_object();
+		if (v == NULL || json_object_set_new(obj, key, v) != 0)
+			return NULL;
+	}
+	return v;
+}
+
+int ctrl__reserve(void *vp, size_t n, size_t *cap, size_t elem)
+{
+	void *v, *nv;
+	size_t ncap;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap != 0 ? *cap * 2 : 16;
+	if (ncap < *cap || ncap > SIZE_MAX / elem)
+		return -ENOMEM;
+	memcpy(&v, vp, sizeof(v));
+	nv = realloc(v, ncap * elem);
+	if (nv == NULL)
+		return -ENOMEM;
+	memcpy(vp, &nv, sizeof(nv));
+	*cap = ncap;
+	return 0;
+}
+
+int ctrl__claim_ref(json_t *obj, bool adopt, json_t *ref, const char *owner_uid)
+{
+	json_t *meta = json_object_get(obj, "metadata");
+	json_t *refs = json_object_get(meta, "ownerReferences");
+	bool found = false;
+	size_t i;
+
+	if (adopt) {
+		if (ctrl_controller_ref(obj) != NULL ||
+		    json_object_get(meta, "deletionTimestamp") != NULL) {
+			json_decref(ref);
+			return 0;
+		}
+		if (!json_is_array(refs)) {
+			refs = json_array();
+			if (json_object_set_new(meta, "ownerReferences", refs) != 0) {
+				json_decref(ref);
+				return -ENOMEM;
+			}
+		}
+		return json_array_append_new(refs, ref) == 0 ? 1 : -ENOMEM;
+	}
+	json_decref(ref);
+	for (i = json_array_size(refs); owner_uid != NULL && i-- > 0;) {
+		const char *u = json_string_value(json_object_get(json_array_get(refs, i), "uid"));
+		if (u != NULL && strcmp(u, owner_uid) == 0) {
+			json_array_remove(refs, i);
+			found = true;
+		}
+	}
+	if (found && json_array_size(refs) == 0)
+		json_object_del(meta, "ownerReferences");
+	return found ? 1 : 0;
+}
+
+json_t *ctrl__get_live(struct ctrl *c, const struct api_kind *k, const char *key, char *ns,
+		       char *name, size_t size)
+{
+	json_t *obj;
+
+	if (ctrl__split_key(key, ns, name, size) != 0)
+		return NULL;
+	obj = ctrl_get(c, k, ns, name, NULL);
+	if (obj != NULL && ctrl_str(obj, "metadata.deletionTimestamp") != NULL) {
+		json_decref(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+void ctrl__requeue(struct ctrl *c, const char *key, bool retry, uint64_t retry_ms,
+		   uint64_t recheck_ms)
+{
+	if (retry)
+		ctrl_enqueue_after(c, key, retry_ms);
+	else if (recheck_ms != 0)
+		ctrl_enqueue_after(c, key, recheck_ms);
+}
+
+void ctrl__retry(struct ctrl *c, const char *key, int rv, uint64_t delay_ms, const char *fmt,
+		 ...)
+{
+	char what[256];
+	va_list ap;
+
+	if (rv == 0 || rv == -ENOENT)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	ctrl_log(c, LOG_LEVEL_WARN, "%s %s: %s", what, key, strerror(-rv));
+	ctrl_enqueue_after(c, key, delay_ms);
 }

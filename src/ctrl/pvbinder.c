@@ -33,6 +33,7 @@
 
 #include "src/api/selector.h"
 #include "src/ctrl/ctrl.h"
+#include "src/ctrl/podtemplate.h"
 #include "src/ctrl/quantity.h"
 #include "src/lib/log.h"
 
@@ -91,27 +92,10 @@ static const char *or_empty(const char *s)
 	return s ? s : "";
 }
 
-static json_t *child_object(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-	if (!json_is_object(v)) {
-		v = json_object();
-		if (!v || json_object_set_new(obj, key, v) != 0) {
-			return NULL;
-		}
-	}
-	return v;
-}
-
-static const char *annotation(const json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(api_json_path(obj, "metadata.annotations"), key));
-}
-
 static int set_annotation(json_t *obj, const char *key, const char *value)
 {
-	json_t *meta = child_object(obj, "metadata");
-	json_t *ann = meta ? child_object(meta, "annotations") : NULL;
+	json_t *meta = ctrl__child_object(obj, "metadata");
+	json_t *ann = meta ? ctrl__child_object(meta, "annotations") : NULL;
 	if (!ann || json_object_set_new(ann, key, json_string(value)) != 0) {
 		return -ENOMEM;
 	}
@@ -121,7 +105,7 @@ static int set_annotation(json_t *obj, const char *key, const char *value)
 /* GetPersistentVolume(Claim)Class: the beta annotation wins. */
 static const char *class_of(const json_t *obj)
 {
-	const char *beta = annotation(obj, ANN_BETA_CLASS);
+	const char *beta = ctrl__annotation(obj, ANN_BETA_CLASS);
 	return beta ? beta : or_empty(ctrl_str(obj, "spec.storageClassName"));
 }
 
@@ -388,7 +372,7 @@ static void on_claim(struct ctrl *c, struct pvb_priv *p, const struct ctrl_event
 		return;
 	}
 	const char *phase = ctrl_str(claim, "status.phase");
-	if (!annotation(claim, ANN_BIND_COMPLETED) && (!phase || str_eq(phase, "Pending"))) {
+	if (!ctrl__annotation(claim, ANN_BIND_COMPLETED) && (!phase || str_eq(phase, "Pending"))) {
 		pending_add(c, p, ev->key);
 	} else {
 		pending_remove(p, ev->key);
@@ -423,8 +407,8 @@ static void bind_volume(struct ctrl *c, struct pvb_priv *p, const struct pv_ent 
 			const json_t *claim, const char *key)
 {
 	json_t *pv = json_deep_copy(e->pv);
-	json_t *spec = pv ? child_object(pv, "spec") : NULL;
-	json_t *status = pv ? child_object(pv, "status") : NULL;
+	json_t *spec = pv ? ctrl__child_object(pv, "spec") : NULL;
+	json_t *status = pv ? ctrl__child_object(pv, "status") : NULL;
 	bool by_controller = !json_is_object(json_object_get(spec, "claimRef"));
 	json_t *ref = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kind", "PersistentVolumeClaim",
 				"namespace", or_empty(ctrl_str(claim, "metadata.namespace")), "name",
@@ -455,8 +439,8 @@ out:
 static void bind_claim(struct ctrl *c, struct pvb_priv *p, json_t *claim, const json_t *pv,
 		       const char *key)
 {
-	json_t *spec = child_object(claim, "spec");
-	json_t *status = child_object(claim, "status");
+	json_t *spec = ctrl__child_object(claim, "spec");
+	json_t *status = ctrl__child_object(claim, "status");
 	const char *vname = ctrl_str(pv, "metadata.name");
 	int rv = -ENOMEM;
 	bool changed = false;
@@ -470,7 +454,7 @@ static void bind_claim(struct ctrl *c, struct pvb_priv *p, json_t *claim, const 
 		}
 		changed = true;
 	}
-	if (!str_eq(annotation(claim, ANN_BIND_COMPLETED), "yes")) {
+	if (!str_eq(ctrl__annotation(claim, ANN_BIND_COMPLETED), "yes")) {
 		if (set_annotation(claim, ANN_BIND_COMPLETED, "yes") != 0) {
 			goto out;
 		}
@@ -503,7 +487,7 @@ out:
 static void set_claim_phase(struct ctrl *c, struct pvb_priv *p, json_t *claim, const char *phase,
 			    const char *key)
 {
-	json_t *status = child_object(claim, "status");
+	json_t *status = ctrl__child_object(claim, "status");
 	if (!status || str_eq(ctrl_str(status, "phase"), phase)) {
 		return;
 	}
@@ -521,7 +505,7 @@ static void set_volume_phase(struct ctrl *c, struct pvb_priv *p, const json_t *p
 		return;
 	}
 	json_t *pv = json_deep_copy(pv_in);
-	json_t *status = pv ? child_object(pv, "status") : NULL;
+	json_t *status = pv ? ctrl__child_object(pv, "status") : NULL;
 	int rv = -ENOMEM;
 	if (status && json_object_set_new(status, "phase", json_string(phase)) == 0) {
 		if (unbind) {
@@ -661,7 +645,7 @@ static void sync_claim(struct ctrl *c, struct pvb_priv *p, const char *key)
 		return;
 	}
 	if (!ctrl_str(claim, "metadata.deletionTimestamp")) {
-		if (annotation(claim, ANN_BIND_COMPLETED)) {
+		if (ctrl__annotation(claim, ANN_BIND_COMPLETED)) {
 			sync_bound_claim(c, p, claim, key);
 		} else {
 			sync_unbound_claim(c, p, claim, key);
@@ -716,7 +700,7 @@ static void sync_volume(struct ctrl *c, struct pvb_priv *p, const char *key)
 	if (!vname || !*vname || strcmp(vname, e->name) == 0) {
 		/* Bound, or the claim's side is being written. */
 		set_volume_phase(c, p, pv, "Bound", false, key);
-	} else if (str_eq(annotation(pv, ANN_BOUND_BY_CONTROLLER), "yes")) {
+	} else if (str_eq(ctrl__annotation(pv, ANN_BOUND_BY_CONTROLLER), "yes")) {
 		/* The claim went to another volume: this one is free again. */
 		set_volume_phase(c, p, pv, "Available", true, key);
 	}

@@ -408,45 +408,17 @@ static void rs_on_event(struct ctrl *c, const struct ctrl_event *ev)
 static int claim(struct ctrl *c, struct priv *p, const json_t *rs, const struct pod *pod,
 		 bool adopt, const char *key)
 {
-	const char *rs_uid = ctrl_str(rs, "metadata.uid");
 	json_t *obj = ctrl_get(c, p->pod_kind, pod->ns, pod->name, NULL);
-	json_t *meta, *refs, *r;
-	size_t i;
-	int rv = -ENOENT;
+	int rv;
 
 	if (obj == NULL)
 		return -ENOENT;
-	meta = json_object_get(obj, "metadata");
-	refs = json_object_get(meta, "ownerReferences");
-	if (adopt) {
-		if (ctrl_controller_ref(obj) != NULL ||
-		    json_object_get(meta, "deletionTimestamp") != NULL)
-			goto out;
-		if (!json_is_array(refs)) {
-			refs = json_array();
-			json_object_set_new(meta, "ownerReferences", refs);
-		}
-		if (json_array_append_new(refs, ctrl_owner_ref(p->rs_kind, rs)) != 0) {
-			rv = -ENOMEM;
-			goto out;
-		}
-	} else {
-		bool found = false;
-		for (i = json_array_size(refs); i-- > 0;) {
-			r = json_array_get(refs, i);
-			const char *ruid = json_string_value(json_object_get(r, "uid"));
-			if (ruid != NULL && rs_uid != NULL && strcmp(ruid, rs_uid) == 0) {
-				json_array_remove(refs, i);
-				found = true;
-			}
-		}
-		if (!found)
-			goto out;
-		if (json_array_size(refs) == 0)
-			json_object_del(meta, "ownerReferences");
-	}
-	rv = ctrl_update(c, p->pod_kind, obj, key);
-out:
+	rv = ctrl__claim_ref(obj, adopt, adopt ? ctrl_owner_ref(p->rs_kind, rs) : NULL,
+			     ctrl_str(rs, "metadata.uid"));
+	if (rv > 0)
+		rv = ctrl_update(c, p->pod_kind, obj, key);
+	else if (rv == 0)
+		rv = -ENOENT;
 	json_decref(obj);
 	return rv;
 }
@@ -605,13 +577,8 @@ static void rs_sync(struct ctrl *c, const char *key)
 			if (!pod->ready)
 				continue;
 			ready++;
-			if (min_ready_ms == 0 || pod->ready_ms + (uint64_t)min_ready_ms <= now) {
+			if (ctrl__available_at(pod->ready_ms, min_ready_ms, now, &next_check))
 				available++;
-			} else {
-				uint64_t left = pod->ready_ms + (uint64_t)min_ready_ms - now;
-				if (next_check == 0 || left < next_check)
-					next_check = left;
-			}
 		}
 	}
 

@@ -157,10 +157,7 @@ static struct satoken_key *signing_key(struct ctrl *c, struct priv *p)
 
 static void retry(struct ctrl *c, const char *key, int rv, const char *what)
 {
-	if (rv == 0 || rv == -ENOENT)
-		return;
-	ctrl_log(c, LOG_LEVEL_WARN, "cannot %s for %s: %s", what, key, strerror(-rv));
-	ctrl_enqueue_after(c, key, RETRY_MS);
+	ctrl__retry(c, key, rv, RETRY_MS, "cannot %s for", what);
 }
 
 /* ------------------------------------------------------------ namespaces */

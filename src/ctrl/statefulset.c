@@ -30,6 +30,7 @@
 #include <sys/tree.h>
 
 #include "src/ctrl/ctrl.h"
+#include "src/ctrl/podtemplate.h"
 #include "src/lib/codec.h"
 #include "src/lib/log.h"
 
@@ -98,88 +99,9 @@ static void pod_forget(struct sts_priv *p, struct pod_ent *e)
 
 /* ------------------------------------------------------------ helpers */
 
-static char *xstrdup(const char *s)
-{
-	return strdup(s ? s : "");
-}
-
-static uint64_t parse_ms(const char *s)
-{
-	uint64_t ms = 0;
-	if (!s || ctrl_parse_time(s, &ms) != 0) {
-		return 0;
-	}
-	return ms;
-}
-
 static bool str_eq(const char *a, const char *b)
 {
 	return a && b && strcmp(a, b) == 0;
-}
-
-/* FNV-1a (32 bits) of the template's canonical JSON, in decimal with each
- * digit mapped to a vowel-free alphabet, as Kubernetes' revision hashes
- * look. */
-static void template_hash(const json_t *tmpl, char *buf, size_t size)
-{
-	static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
-	char *text = json_dumps(tmpl, JSON_SORT_KEYS | JSON_COMPACT);
-	uint32_t h = 2166136261u;
-	for (const char *p = text ? text : ""; *p; p++) {
-		h ^= (uint8_t)*p;
-		h *= 16777619u;
-	}
-	free(text);
-	char dec[16];
-	snprintf(dec, sizeof(dec), "%u", h);
-	size_t i = 0;
-	for (; dec[i] && i + 1 < size; i++) {
-		buf[i] = alphabet[(unsigned char)dec[i] % (sizeof(alphabet) - 1)];
-	}
-	buf[i] = '\0';
-}
-
-static bool split_key(const char *key, const char *prefix, char *ns, size_t ns_size,
-		      char *name, size_t name_size)
-{
-	size_t plen = strlen(prefix);
-	if (strncmp(key, prefix, plen) != 0) {
-		return false;
-	}
-	const char *rest = key + plen;
-	const char *slash = strchr(rest, '/');
-	if (!slash || (size_t)(slash - rest) >= ns_size || strlen(slash + 1) >= name_size ||
-	    slash[1] == '\0') {
-		return false;
-	}
-	memcpy(ns, rest, (size_t)(slash - rest));
-	ns[slash - rest] = '\0';
-	strcpy(name, slash + 1);
-	return true;
-}
-
-static const json_t *sts_owner(const json_t *pod)
-{
-	const json_t *ref = ctrl_controller_ref(pod);
-	const char *av = ref ? ctrl_str(ref, "apiVersion") : NULL;
-	if (!ref || !str_eq(ctrl_str(ref, "kind"), "StatefulSet") || !av ||
-	    strncmp(av, "apps/", 5) != 0 || !ctrl_str(ref, "uid") || !ctrl_str(ref, "name")) {
-		return NULL;
-	}
-	return ref;
-}
-
-static uint64_t ready_since(const json_t *pod)
-{
-	size_t i;
-	json_t *cond;
-	json_array_foreach(api_json_path(pod, "status.conditions"), i, cond)
-	{
-		if (str_eq(ctrl_str(cond, "type"), "Ready")) {
-			return parse_ms(ctrl_str(cond, "lastTransitionTime"));
-		}
-	}
-	return 0;
 }
 
 /* The ordinal of pod @name in set @set, or -1 ("<set>-<digits>"). */
@@ -229,7 +151,7 @@ static void on_pod(struct ctrl *c, struct sts_priv *p, const struct ctrl_event *
 		return;
 	}
 	json_t *pod = ctrl_decode(ev->val, ev->val_len, ev->mod_rev);
-	const json_t *ref = pod ? sts_owner(pod) : NULL;
+	const json_t *ref = pod ? ctrl__controller_ref_to(pod, "apps", "StatefulSet") : NULL;
 	char owner_key[512];
 	if (e) {
 		pod_forget(p, e);
@@ -247,10 +169,10 @@ static void on_pod(struct ctrl *c, struct sts_priv *p, const struct ctrl_event *
 	const json_t *labels = api_json_path(pod, "metadata.labels");
 	e->key = strdup(ev->key);
 	e->name = strdup(ev->name);
-	e->uid = xstrdup(ctrl_str(pod, "metadata.uid"));
-	e->owner_uid = xstrdup(ctrl_str(ref, "uid"));
+	e->uid = ctrl__strdup0(ctrl_str(pod, "metadata.uid"));
+	e->owner_uid = ctrl__strdup0(ctrl_str(ref, "uid"));
 	e->owner_key = strdup(owner_key);
-	e->revision = xstrdup(json_string_value(json_object_get(labels, STS_REVISION_LABEL)));
+	e->revision = ctrl__strdup0(json_string_value(json_object_get(labels, STS_REVISION_LABEL)));
 	if (!e->key || !e->name || !e->uid || !e->owner_uid || !e->owner_key || !e->revision) {
 		pod_ent_free(e);
 		goto oom;
@@ -259,7 +181,7 @@ static void on_pod(struct ctrl *c, struct sts_priv *p, const struct ctrl_event *
 	e->failed = str_eq(phase, "Failed");
 	e->succeeded = str_eq(phase, "Succeeded");
 	e->ready = ctrl_pod_ready(pod);
-	e->ready_ms = e->ready ? ready_since(pod) : 0;
+	e->ready_ms = e->ready ? ctrl__condition_time(pod, "Ready", "lastTransitionTime") : 0;
 	e->deleting = ctrl_str(pod, "metadata.deletionTimestamp") != NULL;
 	RB_INSERT(pod_key_tree, &p->pods, e);
 	RB_INSERT(pod_owner_tree, &p->pods_by_owner, e);
@@ -311,20 +233,8 @@ static bool running_and_ready(const struct pod_ent *e)
 
 static bool pod_available(struct sync_state *st, const struct pod_ent *e)
 {
-	if (!running_and_ready(e) || e->deleting) {
-		return false;
-	}
-	if (st->min_ready_ms <= 0) {
-		return true;
-	}
-	uint64_t at = e->ready_ms + (uint64_t)st->min_ready_ms;
-	if (st->now >= at) {
-		return true;
-	}
-	if (st->recheck_ms == 0 || at - st->now < st->recheck_ms) {
-		st->recheck_ms = at - st->now;
-	}
-	return false;
+	return running_and_ready(e) && !e->deleting &&
+	       ctrl__available_at(e->ready_ms, st->min_ready_ms, st->now, &st->recheck_ms);
 }
 
 static bool pod_healthy(struct sync_state *st, const struct pod_ent *e)
@@ -349,17 +259,6 @@ static int set_str(json_t *obj, const char *key, const char *value)
 	return json_object_set_new(obj, key, json_string(value)) == 0 ? 0 : -ENOMEM;
 }
 
-static json_t *child_object(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-	if (!json_is_object(v)) {
-		v = json_object();
-		if (!v || json_object_set_new(obj, key, v) != 0) {
-			return NULL;
-		}
-	}
-	return v;
-}
 
 /* The template of revision @rev: the set's own for the update revision;
  * for an older one, rebuilt from a pod that still has it (the per-pod
@@ -499,9 +398,9 @@ static json_t *new_pod(struct sync_state *st, int64_t ordinal, const char *rev, 
 		}
 		goto oom;
 	}
-	json_t *meta = child_object(tmpl, "metadata");
-	json_t *spec = child_object(tmpl, "spec");
-	json_t *labels = meta ? child_object(meta, "labels") : NULL;
+	json_t *meta = ctrl__child_object(tmpl, "metadata");
+	json_t *spec = ctrl__child_object(tmpl, "spec");
+	json_t *labels = meta ? ctrl__child_object(meta, "labels") : NULL;
 	if (!meta || !spec || !labels) {
 		goto oom;
 	}
@@ -656,7 +555,10 @@ static void sts_sync_set(struct sync_state *st)
 		return;
 	}
 	char hash[16];
-	template_hash(tmpl, hash, sizeof(hash));
+	if (ctrl__pod_template_hash(tmpl, -1, hash, sizeof(hash)) != 0) {
+		write_failed(st, -ENOMEM, "sync");
+		return;
+	}
 	snprintf(st->update_rev, sizeof(st->update_rev), "%s-%s", st->name, hash);
 	const char *cur = ctrl_str(st->set, "status.currentRevision");
 	snprintf(st->current_rev, sizeof(st->current_rev), "%s",
@@ -807,7 +709,7 @@ static void sts_sync_set(struct sync_state *st)
 
 	/* Status, once what this sync changed is seen. */
 	if (st->writes == 0) {
-		json_t *status = child_object(st->set, "status");
+		json_t *status = ctrl__child_object(st->set, "status");
 		if (!status) {
 			write_failed(st, -ENOMEM, "status");
 			free(all);
@@ -847,15 +749,8 @@ static void sts_sync(struct ctrl *c, const char *key)
 {
 	struct sts_priv *p = ctrl_priv(c);
 	char ns[256], name[256];
-	if (!split_key(key, "/registry/statefulsets/", ns, sizeof(ns), name, sizeof(name))) {
-		return;
-	}
-	json_t *set = ctrl_get(c, p->sts_kind, ns, name, NULL);
+	json_t *set = ctrl__get_live(c, p->sts_kind, key, ns, name, sizeof(ns));
 	if (!set) {
-		return; /* the garbage collector removes its pods */
-	}
-	if (ctrl_str(set, "metadata.deletionTimestamp")) {
-		json_decref(set);
 		return;
 	}
 	struct sync_state st = {
@@ -869,11 +764,7 @@ static void sts_sync(struct ctrl *c, const char *key)
 		.min_ready_ms = ctrl_int(set, "spec.minReadySeconds", 0) * 1000,
 	};
 	sts_sync_set(&st);
-	if (st.retry) {
-		ctrl_enqueue_after(c, key, STS_RETRY_MS);
-	} else if (st.recheck_ms) {
-		ctrl_enqueue_after(c, key, st.recheck_ms);
-	}
+	ctrl__requeue(c, key, st.retry, STS_RETRY_MS, st.recheck_ms);
 	json_decref(set);
 }
 

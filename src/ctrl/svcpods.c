@@ -188,11 +188,6 @@ bool ctrl__svcpods_has(struct ctrl_svcpods *x, const char *key)
 
 /* ------------------------------------------------------------ pods */
 
-static char *dup_or_empty(const char *s)
-{
-	return strdup(s != NULL ? s : "");
-}
-
 /* The container ports of a pod: [{name, containerPort, protocol}]. */
 static json_t *container_ports(const json_t *pod)
 {
@@ -228,11 +223,11 @@ static int podsum_fill(struct ctrl_svcpod *s, const json_t *obj, const char *nam
 
 	podsum_clear(s);
 	s->name = strdup(name);
-	s->uid = dup_or_empty(ctrl_str(obj, "metadata.uid"));
-	s->ip = dup_or_empty(ctrl_str(obj, "status.podIP"));
-	s->node = dup_or_empty(ctrl_str(obj, "spec.nodeName"));
-	s->hostname = dup_or_empty(ctrl_str(obj, "spec.hostname"));
-	s->subdomain = dup_or_empty(ctrl_str(obj, "spec.subdomain"));
+	s->uid = ctrl__strdup0(ctrl_str(obj, "metadata.uid"));
+	s->ip = ctrl__strdup0(ctrl_str(obj, "status.podIP"));
+	s->node = ctrl__strdup0(ctrl_str(obj, "spec.nodeName"));
+	s->hostname = ctrl__strdup0(ctrl_str(obj, "spec.hostname"));
+	s->subdomain = ctrl__strdup0(ctrl_str(obj, "spec.subdomain"));
 	s->ports = container_ports(obj);
 	s->ready = ctrl_pod_ready(obj);
 	s->deleting = ctrl_str(obj, "metadata.deletionTimestamp") != NULL;
@@ -615,4 +610,16 @@ json_t *ctrl__svcpods_labels(const json_t *svc)
 	if (cip != NULL && strcmp(cip, "None") == 0)
 		json_object_set_new(l, "service.kubernetes.io/headless", json_string(""));
 	return l;
+}
+
+void ctrl__svcpods_decorate(json_t *ep, const struct ctrl_svcpod *pod, const char *ns,
+			    const char *svc_name)
+{
+	if (pod->hostname[0] != '\0' && strcmp(pod->subdomain, svc_name) == 0)
+		json_object_set_new(ep, "hostname", json_string(pod->hostname));
+	if (pod->node[0] != '\0')
+		json_object_set_new(ep, "nodeName", json_string(pod->node));
+	json_object_set_new(ep, "targetRef",
+			    json_pack("{s:s, s:s, s:s, s:s}", "kind", "Pod", "namespace", ns, "name",
+				      pod->name, "uid", pod->uid));
 }

@@ -65,6 +65,12 @@ bool ctrl__svcpods_selects(const json_t *svc);
  * one. New object, NULL on OOM. */
 json_t *ctrl__svcpods_labels(const json_t *svc);
 
+/* Sets hostname (when the pod's subdomain is @svc_name), nodeName and
+ * targetRef (a Pod in namespace @ns) of endpoint or address @ep from
+ * @pod, as both controllers list them. */
+void ctrl__svcpods_decorate(json_t *ep, const struct ctrl_svcpod *pod, const char *ns,
+			    const char *svc_name);
+
 /* The key "<ns>/<name>" of @ns and @name into @buf; false when too long. */
 bool ctrl__svcpods_key(const char *ns, const char *name, char *buf, size_t size);
 

@@ -8,6 +8,8 @@
  *   kill ID SIGNAL                delete ID      exec ID -- ARGS...
  *   sandbox-create UID HOSTNAME   sandbox-rm UID sandbox-list
  *   logs PATH [--tail N] [--timestamps] [--since TIME]
+ *   pull REF [--registry HOST URL [--ca FILE] [--user U] [--password P]]...
+ *     (exit 4 not found, 5 unauthorized, 6 unreachable, 1 other errors)
  */
 #include <errno.h>
 #include <signal.h>
@@ -180,6 +182,36 @@ static int cmd_run(int argc, char **argv)
 	return result_err == 0 ? 0 : 1;
 }
 
+static int cmd_pull(int argc, char **argv)
+{
+	struct rt_registry regs[8] = {{0}};
+	struct rt_pull_opts o = {.registries = regs};
+	char *id = NULL, *msg = NULL;
+	int rv;
+
+	for (int k = 1; k + 1 < argc; k++) {
+		if (strcmp(argv[k], "--registry") == 0 && k + 2 < argc && o.n_registries < 8) {
+			regs[o.n_registries].host = argv[++k];
+			regs[o.n_registries++].url = argv[++k];
+		} else if (o.n_registries > 0 && strcmp(argv[k], "--ca") == 0) {
+			regs[o.n_registries - 1].ca_file = argv[++k];
+		} else if (o.n_registries > 0 && strcmp(argv[k], "--user") == 0) {
+			regs[o.n_registries - 1].username = argv[++k];
+		} else if (o.n_registries > 0 && strcmp(argv[k], "--password") == 0) {
+			regs[o.n_registries - 1].password = argv[++k];
+		}
+	}
+	rv = rt_image_pull(rt, &o, argv[0], &id, &msg);
+	if (rv != 0) {
+		fprintf(stderr, "rtctl: pull: %s: %s\n", strerror(-rv), msg);
+		free(msg);
+		return rv == -ENOENT ? 4 : rv == -EACCES ? 5 : rv == -EHOSTUNREACH ? 6 : 1;
+	}
+	printf("%s\n", id);
+	free(id);
+	return 0;
+}
+
 static int cmd_wait(const char *id, double seconds)
 {
 	struct rt_exit e;
@@ -280,6 +312,8 @@ int main(int argc, char **argv)
 		rv = rt_image_remove(rt, argv[0]);
 		if (rv != 0)
 			die("rm", rv, NULL);
+	} else if (strcmp(cmd, "pull") == 0 && argc >= 1) {
+		rv = cmd_pull(argc, argv);
 	} else if (strcmp(cmd, "run") == 0 && argc >= 4) {
 		rv = cmd_run(argc, argv);
 	} else if (strcmp(cmd, "wait") == 0 && argc >= 2) {

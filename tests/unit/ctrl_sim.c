@@ -1,6 +1,7 @@
 /* The deterministic controller simulation (see ctrl_sim.h). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,4 +574,100 @@ bool ctrl_sim_run_until(struct ctrl_sim *s, uint64_t max_ms,
 		else
 			s->now++; /* never stall on a past timer */
 	}
+}
+
+/* ------------------------------------------------------------ test helpers */
+
+struct ctrl_sim *ctrl_sim_new_ns(const struct ctrl_ops *const *ops, const char *ns)
+{
+	struct ctrl_sim *s = ctrl_sim_new(ops);
+
+	if (ctrl_sim_apply_yamlf(s, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n",
+				 ns) != 0)
+		abort();
+	return s;
+}
+
+int ctrl_sim_apply_yamlf(struct ctrl_sim *s, const char *fmt, ...)
+{
+	char yaml[8192];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(yaml, sizeof(yaml), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(yaml))
+		abort(); /* a test's YAML too long */
+	return ctrl_sim_apply_yaml(s, yaml);
+}
+
+bool ctrl_sim_exists(struct ctrl_sim *s, const char *plural, const char *ns, const char *name)
+{
+	json_t *o = ctrl_sim_get(s, plural, ns, name);
+
+	json_decref(o);
+	return o != NULL;
+}
+
+bool ctrl_sim_deleting(struct ctrl_sim *s, const char *plural, const char *ns,
+		       const char *name)
+{
+	json_t *o = ctrl_sim_get(s, plural, ns, name);
+	bool r = o != NULL && ctrl_str(o, "metadata.deletionTimestamp") != NULL;
+
+	json_decref(o);
+	return r;
+}
+
+int64_t ctrl_sim_int(struct ctrl_sim *s, const char *plural, const char *ns, const char *name,
+		     const char *path, int64_t dflt)
+{
+	json_t *o = ctrl_sim_get(s, plural, ns, name);
+	int64_t v = ctrl_int(o, path, dflt);
+
+	json_decref(o);
+	return v;
+}
+
+size_t ctrl_sim_events(struct ctrl_sim *s, const char *ns, const char *involved,
+		       const char *reason, char *msg, size_t size)
+{
+	json_t *evs = ctrl_sim_list(s, "events", ns, NULL), *e;
+	size_t i, n = 0;
+
+	json_array_foreach(evs, i, e)
+	{
+		const char *r = ctrl_str(e, "reason");
+		const char *o = ctrl_str(e, "involvedObject.name");
+		const char *m = ctrl_str(e, "message");
+		if (r == NULL || strcmp(r, reason) != 0 ||
+		    (involved != NULL && (o == NULL || strcmp(o, involved) != 0)))
+			continue;
+		n++;
+		if (msg != NULL)
+			snprintf(msg, size, "%s", m != NULL ? m : "");
+	}
+	json_decref(evs);
+	return n;
+}
+
+json_t *ctrl_sim_path(const json_t *obj, const char *path)
+{
+	char buf[256], *save = NULL;
+	json_t *cur = (json_t *)obj;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *seg = strtok_r(buf, ".", &save); seg && cur; seg = strtok_r(NULL, ".", &save)) {
+		if (json_is_array(cur))
+			cur = json_array_get(cur, strtoul(seg, NULL, 10));
+		else
+			cur = json_object_get(cur, seg);
+	}
+	return cur;
+}
+
+const char *ctrl_sim_path_str(const json_t *obj, const char *path)
+{
+	return json_string_value(ctrl_sim_path(obj, path));
 }

@@ -16,6 +16,7 @@
 #define CAPSTAN_TESTS_CTRL_SIM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -66,6 +67,39 @@ json_t *ctrl_sim_list(struct ctrl_sim *s, const char *plural, const char *ns,
 		      const char *selector);
 size_t ctrl_sim_count(struct ctrl_sim *s, const char *plural, const char *ns,
 		      const char *selector);
+
+/* ------------------------------------------------------------ test helpers
+ * Shared by the controller tests. Like the rest of the simulation they
+ * abort on OOM and on what can only be a broken test (tests only). */
+
+/* ctrl_sim_new() with namespace @ns already created. */
+struct ctrl_sim *ctrl_sim_new_ns(const struct ctrl_ops *const *ops, const char *ns);
+
+/* ctrl_sim_apply_yaml() of the YAML printf-formatted from @fmt (at most
+ * 8 KiB). */
+int ctrl_sim_apply_yamlf(struct ctrl_sim *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Whether the object exists; whether it exists with a deletionTimestamp. */
+bool ctrl_sim_exists(struct ctrl_sim *s, const char *plural, const char *ns, const char *name);
+bool ctrl_sim_deleting(struct ctrl_sim *s, const char *plural, const char *ns,
+		       const char *name);
+
+/* The integer at dotted @path of the object, @dflt when it or the object
+ * is absent. */
+int64_t ctrl_sim_int(struct ctrl_sim *s, const char *plural, const char *ns, const char *name,
+		     const char *path, int64_t dflt);
+
+/* Events in @ns (NULL: all) with @reason, about the object named
+ * @involved (NULL: any); the message of the last one into @msg (may be
+ * NULL) of @size bytes. */
+size_t ctrl_sim_events(struct ctrl_sim *s, const char *ns, const char *involved,
+		       const char *reason, char *msg, size_t size);
+
+/* The value at a dotted @path of @obj where digit segments index arrays
+ * ("spec.containers.0.image"); borrowed, NULL when absent. */
+json_t *ctrl_sim_path(const json_t *obj, const char *path);
+const char *ctrl_sim_path_str(const json_t *obj, const char *path);
 
 /* A minimal hollow kubelet for tests: marks every pod bound to a node
  * Running and Ready (with the Ready and ContainersReady conditions, a

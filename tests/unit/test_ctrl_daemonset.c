@@ -18,49 +18,30 @@ static const struct ctrl_ops *const ops[] = {&ctrl_daemonset_ops, NULL};
 
 /* ------------------------------------------------------------ helpers */
 
-/* A dotted path where digit segments index arrays (borrowed). */
-static json_t *jpath(const json_t *obj, const char *path)
-{
-	char buf[256], *save = NULL;
-	json_t *cur = (json_t *)obj;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *seg = strtok_r(buf, ".", &save); seg && cur; seg = strtok_r(NULL, ".", &save)) {
-		if (json_is_array(cur))
-			cur = json_array_get(cur, strtoul(seg, NULL, 10));
-		else
-			cur = json_object_get(cur, seg);
-	}
-	return cur;
-}
-
-static const char *jstr(const json_t *obj, const char *path)
-{
-	return json_string_value(jpath(obj, path));
-}
-
-static struct ctrl_sim *sim_new(void)
-{
-	struct ctrl_sim *s = ctrl_sim_new(ops);
-
-	assert_int_equal(ctrl_sim_apply_yaml(s, "apiVersion: v1\nkind: Namespace\n"
-						"metadata:\n  name: default\n"),
-			 0);
-	return s;
-}
-
 /* A node with labels (YAML flow map, "{}" for none) and taints (YAML flow
  * list, "[]" for none). */
 static void add_node(struct ctrl_sim *s, const char *name, const char *labels,
 		     const char *taints)
 {
-	char yaml[1024];
-
-	snprintf(yaml, sizeof(yaml),
+	assert_int_equal(ctrl_sim_apply_yamlf(s,
 		 "apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\n  labels: %s\n"
 		 "spec:\n  taints: %s\n",
-		 name, labels, taints);
-	assert_int_equal(ctrl_sim_apply_yaml(s, yaml), 0);
+		 name, labels, taints),
+			 0);
+}
+
+static const char *const node_names[] = {"n1", "n2", "n3", "n4", "n5"};
+
+/* A simulation with the hollow kubelet and the @n (<= 5) first plain
+ * nodes of node_names. */
+static struct ctrl_sim *sim_nodes(int n)
+{
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
+
+	ctrl_sim_kubelet(s, true);
+	for (int i = 0; i < n; i++)
+		add_node(s, node_names[i], "{}", "[]");
+	return s;
 }
 
 /* The DaemonSet "agent" with @extra spec lines for the pod spec (indented
@@ -68,16 +49,14 @@ static void add_node(struct ctrl_sim *s, const char *name, const char *labels,
 static void apply_ds(struct ctrl_sim *s, const char *image, const char *pod_extra,
 		     const char *strategy)
 {
-	char yaml[2048];
-
-	snprintf(yaml, sizeof(yaml),
+	assert_int_equal(ctrl_sim_apply_yamlf(s,
 		 "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\n"
 		 "  namespace: default\nspec:\n  selector:\n    matchLabels:\n      app: agent\n"
 		 "%s"
 		 "  template:\n    metadata:\n      labels:\n        app: agent\n"
 		 "    spec:\n%s      containers:\n      - name: c\n        image: %s\n",
-		 strategy ? strategy : "", pod_extra ? pod_extra : "", image);
-	assert_int_equal(ctrl_sim_apply_yaml(s, yaml), 0);
+		 strategy ? strategy : "", pod_extra ? pod_extra : "", image),
+			 0);
 }
 
 /* The pod of the set on @node (new reference), NULL when none; fails on
@@ -108,19 +87,15 @@ static bool has_pod_on(struct ctrl_sim *s, const char *node)
 
 static int64_t ds_status(struct ctrl_sim *s, const char *field)
 {
-	json_t *ds = ctrl_sim_get(s, "daemonsets", "default", "agent");
 	char path[128];
 
-	assert_non_null(ds);
 	snprintf(path, sizeof(path), "status.%s", field);
-	int64_t v = ctrl_int(ds, path, -1);
-	json_decref(ds);
-	return v;
+	return ctrl_sim_int(s, "daemonsets", "default", "agent", path, -1);
 }
 
 static const char *image_of(const json_t *pod)
 {
-	return jstr(pod, "spec.containers.0.image");
+	return ctrl_sim_path_str(pod, "spec.containers.0.image");
 }
 
 /* ------------------------------------------------------------ tests */
@@ -129,35 +104,32 @@ static const char *image_of(const json_t *pod)
 static void covers_all_nodes(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
-	ctrl_sim_kubelet(s, true);
-	add_node(s, "n1", "{}", "[]");
-	add_node(s, "n2", "{}", "[]");
-	add_node(s, "n3", "{}", "[]");
+	struct ctrl_sim *s = sim_nodes(3);
 	apply_ds(s, "agent:1", NULL, NULL);
 	ctrl_sim_start(s);
 	ctrl_sim_run(s, 2000);
 
 	assert_int_equal(ctrl_sim_count(s, "pods", "default", "app=agent"), 3);
-	const char *nodes[] = {"n1", "n2", "n3"};
 	json_t *ds = ctrl_sim_get(s, "daemonsets", "default", "agent");
 	for (int i = 0; i < 3; i++) {
-		json_t *pod = pod_on(s, nodes[i]);
+		json_t *pod = pod_on(s, node_names[i]);
 		assert_non_null(pod);
-		assert_string_equal(jstr(pod, "metadata.ownerReferences.0.kind"), "DaemonSet");
-		assert_string_equal(jstr(pod, "metadata.ownerReferences.0.uid"),
+		assert_string_equal(ctrl_sim_path_str(pod, "metadata.ownerReferences.0.kind"),
+				    "DaemonSet");
+		assert_string_equal(ctrl_sim_path_str(pod, "metadata.ownerReferences.0.uid"),
 				    ctrl_str(ds, "metadata.uid"));
-		assert_true(json_is_true(jpath(pod, "metadata.ownerReferences.0.controller")));
+		assert_true(
+			json_is_true(ctrl_sim_path(pod, "metadata.ownerReferences.0.controller")));
 		assert_non_null(ctrl_str(pod, "metadata.labels.controller-revision-hash"));
 		assert_string_equal(ctrl_str(pod, "metadata.labels.pod-template-generation"), "1");
 		/* Bound, with the node-name affinity. */
-		json_t *term = jpath(
+		json_t *term = ctrl_sim_path(
 			pod, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution."
 			     "nodeSelectorTerms.0.matchFields.0");
 		assert_non_null(term);
 		assert_string_equal(ctrl_str(term, "key"), "metadata.name");
 		assert_string_equal(ctrl_str(term, "operator"), "In");
-		assert_string_equal(jstr(term, "values.0"), nodes[i]);
+		assert_string_equal(ctrl_sim_path_str(term, "values.0"), node_names[i]);
 		/* The default daemon tolerations. */
 		json_t *tols = api_json_path(pod, "spec.tolerations");
 		size_t j;
@@ -193,9 +165,7 @@ static void covers_all_nodes(void **state)
 static void nodes_join_and_leave(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
-	ctrl_sim_kubelet(s, true);
-	add_node(s, "n1", "{}", "[]");
+	struct ctrl_sim *s = sim_nodes(1);
 	apply_ds(s, "agent:1", NULL, NULL);
 	ctrl_sim_start(s);
 	ctrl_sim_run(s, 1000);
@@ -222,9 +192,7 @@ static void nodes_join_and_leave(void **state)
 static void replaces_deleted_pod(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
-	ctrl_sim_kubelet(s, true);
-	add_node(s, "n1", "{}", "[]");
+	struct ctrl_sim *s = sim_nodes(1);
 	apply_ds(s, "agent:1", NULL, NULL);
 	ctrl_sim_start(s);
 	ctrl_sim_run(s, 1000);
@@ -247,7 +215,7 @@ static void replaces_deleted_pod(void **state)
 static void node_selection(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	ctrl_sim_kubelet(s, true);
 	add_node(s, "n1", "{disk: ssd, zone: a}", "[]");
 	add_node(s, "n2", "{disk: hdd, zone: a}", "[]");
@@ -284,7 +252,7 @@ static void node_selection(void **state)
 static void taints_and_tolerations(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	ctrl_sim_kubelet(s, true);
 	add_node(s, "plain", "{}", "[]");
 	add_node(s, "gpu", "{}", "[{key: gpu, value: \"yes\", effect: NoSchedule}]");
@@ -359,12 +327,7 @@ static bool rollout_done(struct ctrl_sim *s, void *data)
 static void rolling_update(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
-	ctrl_sim_kubelet(s, true);
-	const char *nodes[] = {"n1", "n2", "n3", "n4", "n5"};
-	for (int i = 0; i < 5; i++) {
-		add_node(s, nodes[i], "{}", "[]");
-	}
+	struct ctrl_sim *s = sim_nodes(5);
 	apply_ds(s, "agent:1", NULL, NULL);
 	ctrl_sim_start(s);
 	ctrl_sim_run(s, 1000);
@@ -381,7 +344,7 @@ static void rolling_update(void **state)
 	assert_int_equal(w.min_available, 4); /* maxUnavailable 1 */
 	ctrl_sim_run(s, 100);
 	for (int i = 0; i < 5; i++) {
-		json_t *pod = pod_on(s, nodes[i]);
+		json_t *pod = pod_on(s, node_names[i]);
 		assert_non_null(pod);
 		assert_string_equal(image_of(pod), "agent:2");
 		assert_string_not_equal(ctrl_str(pod, "metadata.labels.controller-revision-hash"),
@@ -399,12 +362,7 @@ static void rolling_update(void **state)
 static void rolling_update_max_unavailable(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
-	ctrl_sim_kubelet(s, true);
-	const char *nodes[] = {"n1", "n2", "n3", "n4", "n5"};
-	for (int i = 0; i < 5; i++) {
-		add_node(s, nodes[i], "{}", "[]");
-	}
+	struct ctrl_sim *s = sim_nodes(5);
 	const char *strategy = "  updateStrategy:\n    type: RollingUpdate\n"
 			       "    rollingUpdate:\n      maxUnavailable: 30%\n";
 	apply_ds(s, "agent:1", NULL, strategy);
@@ -423,12 +381,7 @@ static void rolling_update_max_unavailable(void **state)
 static void rolling_update_surge(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
-	ctrl_sim_kubelet(s, true);
-	const char *nodes[] = {"n1", "n2", "n3", "n4"};
-	for (int i = 0; i < 4; i++) {
-		add_node(s, nodes[i], "{}", "[]");
-	}
+	struct ctrl_sim *s = sim_nodes(4);
 	const char *strategy = "  updateStrategy:\n    type: RollingUpdate\n"
 			       "    rollingUpdate:\n      maxUnavailable: 0\n      maxSurge: 1\n";
 	apply_ds(s, "agent:1", NULL, strategy);
@@ -440,7 +393,7 @@ static void rolling_update_surge(void **state)
 	assert_int_equal(w.min_available, 4);
 	assert_int_equal(w.max_live, 5); /* one surge pod at a time */
 	for (int i = 0; i < 4; i++) {
-		json_t *pod = pod_on(s, nodes[i]);
+		json_t *pod = pod_on(s, node_names[i]);
 		assert_non_null(pod);
 		assert_string_equal(image_of(pod), "agent:2");
 		json_decref(pod);
@@ -452,9 +405,7 @@ static void rolling_update_surge(void **state)
 static void min_ready_seconds(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
-	ctrl_sim_kubelet(s, true);
-	add_node(s, "n1", "{}", "[]");
+	struct ctrl_sim *s = sim_nodes(1);
 	apply_ds(s, "agent:1", NULL, "  minReadySeconds: 10\n");
 	ctrl_sim_start(s);
 	ctrl_sim_run(s, 2000);
@@ -471,10 +422,7 @@ static void min_ready_seconds(void **state)
 static void on_delete(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
-	ctrl_sim_kubelet(s, true);
-	add_node(s, "n1", "{}", "[]");
-	add_node(s, "n2", "{}", "[]");
+	struct ctrl_sim *s = sim_nodes(2);
 	const char *strategy = "  updateStrategy:\n    type: OnDelete\n";
 	apply_ds(s, "agent:1", NULL, strategy);
 	ctrl_sim_start(s);
@@ -503,7 +451,7 @@ static void on_delete(void **state)
 static void status_without_kubelet(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	add_node(s, "n1", "{}", "[]");
 	add_node(s, "n2", "{}", "[]");
 	apply_ds(s, "agent:1", NULL, NULL);

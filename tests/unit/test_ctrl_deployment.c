@@ -22,11 +22,8 @@ static const struct ctrl_ops *const ops[] = {&ctrl_deployment_ops, &ctrl_replica
 
 static struct ctrl_sim *sim_new(void)
 {
-	struct ctrl_sim *s = ctrl_sim_new(ops);
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 
-	assert_int_equal(ctrl_sim_apply_yaml(s, "apiVersion: v1\nkind: Namespace\n"
-						"metadata:\n  name: default\n"),
-			 0);
 	ctrl_sim_kubelet(s, true);
 	return s;
 }
@@ -36,17 +33,15 @@ static struct ctrl_sim *sim_new(void)
  * lines (indented 2), may be NULL. */
 static void apply_dep(struct ctrl_sim *s, int replicas, const char *image, const char *spec)
 {
-	char yaml[2048];
-
-	snprintf(yaml, sizeof(yaml),
+	assert_int_equal(ctrl_sim_apply_yamlf(s,
 		 "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n"
 		 "  namespace: default\nspec:\n  replicas: %d\n%s"
 		 "  selector:\n    matchLabels:\n      app: web\n"
 		 "  template:\n    metadata:\n      labels:\n        app: web\n"
 		 "    spec:\n      nodeName: node-1\n      containers:\n"
 		 "      - name: c\n        image: %s\n",
-		 replicas, spec != NULL ? spec : "", image);
-	assert_int_equal(ctrl_sim_apply_yaml(s, yaml), 0);
+		 replicas, spec != NULL ? spec : "", image),
+			 0);
 }
 
 static json_t *get_dep(struct ctrl_sim *s)
@@ -191,17 +186,7 @@ static json_t *rs_of_image(struct ctrl_sim *s, const char *image)
 
 static size_t events(struct ctrl_sim *s, const char *reason)
 {
-	json_t *evs = ctrl_sim_list(s, "events", "default", NULL), *e;
-	size_t i, n = 0;
-
-	json_array_foreach(evs, i, e)
-	{
-		const char *r = ctrl_str(e, "reason");
-		if (r != NULL && strcmp(r, reason) == 0)
-			n++;
-	}
-	json_decref(evs);
-	return n;
+	return ctrl_sim_events(s, "default", NULL, reason, NULL, 0);
 }
 
 /* ------------------------------------------------------------ tests */

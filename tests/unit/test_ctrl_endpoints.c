@@ -19,16 +19,6 @@ static const struct ctrl_ops *const ops[] = {&ctrl_endpoints_ops, &ctrl_endpoint
 
 /* ------------------------------------------------------------ fixture */
 
-static struct ctrl_sim *sim_new(void)
-{
-	struct ctrl_sim *s = ctrl_sim_new(ops);
-
-	assert_int_equal(ctrl_sim_apply_yaml(s, "apiVersion: v1\nkind: Namespace\n"
-						"metadata: {name: default}\n"),
-			 0);
-	return s;
-}
-
 /* A pod on node n1 with labels app=@app, a container port "http" 8080
  * and "metrics" 9090; with @ip its status has that IP and Ready @ready. */
 static void pod(struct ctrl_sim *s, const char *name, const char *app, const char *ip, bool ready)
@@ -85,7 +75,7 @@ static json_t *the_slice(struct ctrl_sim *s, const char *svc)
 
 static void endpoints_ready_and_not_ready(void **state)
 {
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	json_t *ep, *sub, *a;
 
 	(void)state;
@@ -132,7 +122,7 @@ static void endpoints_ready_and_not_ready(void **state)
 
 static void endpoints_follow_pods_without_idle_writes(void **state)
 {
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	json_t *ep, *sub;
 	char rv[32];
 
@@ -189,7 +179,7 @@ static void endpoints_follow_pods_without_idle_writes(void **state)
 
 static void endpoints_go_with_service_or_selector(void **state)
 {
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	json_t *ep;
 
 	(void)state;
@@ -252,7 +242,7 @@ static void endpoints_go_with_service_or_selector(void **state)
 
 static void endpoints_publish_not_ready_and_headless(void **state)
 {
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	json_t *ep, *sub;
 
 	(void)state;
@@ -283,7 +273,7 @@ static void endpoints_publish_not_ready_and_headless(void **state)
 
 static void slice_lists_pods(void **state)
 {
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	json_t *sl, *svc, *e, *ref;
 	char rv[32];
 
@@ -345,7 +335,7 @@ static void slice_lists_pods(void **state)
 
 static void slice_placeholder_recreate_and_delete(void **state)
 {
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	json_t *sl;
 	char name[128];
 
@@ -383,7 +373,7 @@ static void slice_placeholder_recreate_and_delete(void **state)
 
 static void slices_group_by_ports(void **state)
 {
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	json_t *l;
 
 	(void)state;
@@ -423,7 +413,7 @@ static void slices_group_by_ports(void **state)
 
 static void restart_rebuilds_without_writes(void **state)
 {
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	struct ctrl_stats st0, st1;
 
 	(void)state;

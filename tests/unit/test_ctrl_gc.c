@@ -93,19 +93,12 @@ static void add_pod(struct ctrl_sim *s, const char *name, const char *refs, cons
 
 static bool exists(struct ctrl_sim *s, const char *plural, const char *name)
 {
-	json_t *o = ctrl_sim_get(s, plural, strcmp(plural, "nodes") == 0 ? NULL : "default", name);
-
-	json_decref(o);
-	return o != NULL;
+	return ctrl_sim_exists(s, plural, strcmp(plural, "nodes") == 0 ? NULL : "default", name);
 }
 
 static bool deleting(struct ctrl_sim *s, const char *plural, const char *name)
 {
-	json_t *o = ctrl_sim_get(s, plural, "default", name);
-	bool r = o != NULL && ctrl_str(o, "metadata.deletionTimestamp") != NULL;
-
-	json_decref(o);
-	return r;
+	return ctrl_sim_deleting(s, plural, "default", name);
 }
 
 static size_t n_refs(struct ctrl_sim *s, const char *plural, const char *name)

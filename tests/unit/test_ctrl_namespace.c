@@ -36,26 +36,16 @@ static const char objects_yaml[] =
 
 static void add_bound_pod(struct ctrl_sim *s, const char *ns, const char *name, const char *node)
 {
-	char yaml[512];
-
-	snprintf(yaml, sizeof(yaml),
+	assert_int_equal(ctrl_sim_apply_yamlf(s,
 		 "apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: %s\n"
 		 "spec:\n  nodeName: %s\n  containers:\n  - name: c\n    image: busybox\n",
-		 name, ns, node);
-	assert_int_equal(ctrl_sim_apply_yaml(s, yaml), 0);
-}
-
-static bool exists(struct ctrl_sim *s, const char *plural, const char *ns, const char *name)
-{
-	json_t *o = ctrl_sim_get(s, plural, ns, name);
-
-	json_decref(o);
-	return o != NULL;
+		 name, ns, node),
+			 0);
 }
 
 static bool ns_gone(struct ctrl_sim *s, void *data)
 {
-	return !exists(s, "namespaces", NULL, data);
+	return !ctrl_sim_exists(s, "namespaces", NULL, data);
 }
 
 /* Status of condition @type of namespace @ns; message to @msg. */
@@ -110,7 +100,7 @@ static void test_namespace_emptied_then_deleted(void **state)
 	add_bound_pod(s, "app", "running", "n1");
 	ctrl_sim_start(s);
 	ctrl_sim_run(s, 1000);
-	assert_true(exists(s, "configmaps", "app", "cfg")); /* nothing before the delete */
+	assert_true(ctrl_sim_exists(s, "configmaps", "app", "cfg")); /* nothing before the delete */
 	assert_int_equal(count_all_in(s, "app"), 7);
 
 	assert_int_equal(ctrl_sim_delete(s, "namespaces", NULL, "app", -1), 0);
@@ -124,7 +114,7 @@ static void test_namespace_emptied_then_deleted(void **state)
 	assert_non_null(p);
 	assert_non_null(ctrl_str(p, "metadata.deletionTimestamp"));
 	json_decref(p);
-	assert_true(exists(s, "namespaces", NULL, "app"));
+	assert_true(ctrl_sim_exists(s, "namespaces", NULL, "app"));
 	assert_string_equal(ns_condition(s, "app", "NamespaceContentRemaining", msg, sizeof(msg)),
 			    "True");
 	assert_string_equal(msg, "Some resources are remaining: pods has 1 resource instances");
@@ -136,9 +126,9 @@ static void test_namespace_emptied_then_deleted(void **state)
 	assert_true(ctrl_sim_run_until(s, 5000, ns_gone, "app"));
 	assert_int_equal(count_all_in(s, "app"), 0);
 	/* The other namespace is intact. */
-	assert_true(exists(s, "namespaces", NULL, "keep"));
-	assert_true(exists(s, "configmaps", "keep", "cfg"));
-	assert_true(exists(s, "pods", "keep", "p"));
+	assert_true(ctrl_sim_exists(s, "namespaces", NULL, "keep"));
+	assert_true(ctrl_sim_exists(s, "configmaps", "keep", "cfg"));
+	assert_true(ctrl_sim_exists(s, "pods", "keep", "p"));
 	ctrl_sim_free(s);
 }
 
@@ -159,9 +149,9 @@ static void test_pods_of_gone_nodes(void **state)
 	ctrl_sim_start(s);
 	assert_int_equal(ctrl_sim_delete(s, "namespaces", NULL, "app", -1), 0);
 	ctrl_sim_run(s, 1000);
-	assert_false(exists(s, "pods", "app", "on-ghost"));
-	assert_true(exists(s, "pods", "app", "on-alive"));
-	assert_true(exists(s, "namespaces", NULL, "app"));
+	assert_false(ctrl_sim_exists(s, "pods", "app", "on-ghost"));
+	assert_true(ctrl_sim_exists(s, "pods", "app", "on-alive"));
+	assert_true(ctrl_sim_exists(s, "namespaces", NULL, "app"));
 
 	/* The node goes away: its terminating pod can go too. */
 	assert_int_equal(ctrl_sim_delete(s, "nodes", NULL, "alive", -1), 0);
@@ -188,7 +178,7 @@ static void test_finalizers_hold_namespace(void **state)
 	ctrl_sim_start(s);
 	assert_int_equal(ctrl_sim_delete(s, "namespaces", NULL, "app", -1), 0);
 	ctrl_sim_run(s, 3000);
-	assert_true(exists(s, "configmaps", "app", "held"));
+	assert_true(ctrl_sim_exists(s, "configmaps", "app", "held"));
 	assert_string_equal(ns_condition(s, "app", "NamespaceFinalizersRemaining", msg, sizeof(msg)),
 			    "True");
 	assert_string_equal(msg, "Some content in the namespace has finalizers remaining: "
@@ -198,7 +188,7 @@ static void test_finalizers_hold_namespace(void **state)
 	assert_int_equal(ctrl_sim_apply_yaml(s, "apiVersion: v1\nkind: ConfigMap\n"
 						"metadata:\n  name: held\n  namespace: app\n"),
 			 0);
-	assert_false(exists(s, "configmaps", "app", "held"));
+	assert_false(ctrl_sim_exists(s, "configmaps", "app", "held"));
 	ctrl_sim_run(s, 3000);
 	ns = ctrl_sim_get(s, "namespaces", NULL, "app");
 	assert_non_null(ns); /* its own metadata finalizer holds it */
@@ -212,7 +202,7 @@ static void test_finalizers_hold_namespace(void **state)
 						"metadata:\n  name: app\n"),
 			 0);
 	ctrl_sim_run(s, 1000);
-	assert_false(exists(s, "namespaces", NULL, "app"));
+	assert_false(ctrl_sim_exists(s, "namespaces", NULL, "app"));
 	ctrl_sim_free(s);
 }
 
@@ -232,7 +222,7 @@ static void test_resumes_after_restart(void **state)
 	}
 	assert_int_equal(ctrl_sim_delete(s, "namespaces", NULL, "app", -1), 0);
 	ctrl_sim_run(s, 1000);
-	assert_true(exists(s, "configmaps", "app", "cfg")); /* not started yet */
+	assert_true(ctrl_sim_exists(s, "configmaps", "app", "cfg")); /* not started yet */
 	ctrl_sim_start(s);
 	assert_true(ctrl_sim_run_until(s, 10000, ns_gone, "app"));
 	assert_int_equal(count_all_in(s, "app"), 0);

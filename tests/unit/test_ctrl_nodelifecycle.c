@@ -86,13 +86,11 @@ static void post_ready(struct ctrl_sim *s, const char *name, const char *status)
 
 static void add_pod(struct ctrl_sim *s, const char *name, const char *node, const char *extra)
 {
-	char yaml[2048];
-
-	snprintf(yaml, sizeof(yaml),
+	assert_int_equal(ctrl_sim_apply_yamlf(s,
 		 "apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: default\n"
 		 "spec:\n  nodeName: %s\n  containers:\n  - name: c\n    image: busybox\n%s",
-		 name, node, extra != NULL ? extra : "");
-	assert_int_equal(ctrl_sim_apply_yaml(s, yaml), 0);
+		 name, node, extra != NULL ? extra : ""),
+			 0);
 }
 
 static const char *ready_status(struct ctrl_sim *s, const char *node, const char **ret_reason)
@@ -153,33 +151,17 @@ static size_t taint_count(struct ctrl_sim *s, const char *node)
 
 static bool pod_exists(struct ctrl_sim *s, const char *name)
 {
-	json_t *p = ctrl_sim_get(s, "pods", "default", name);
-
-	json_decref(p);
-	return p != NULL;
+	return ctrl_sim_exists(s, "pods", "default", name);
 }
 
 static bool pod_deleting(struct ctrl_sim *s, const char *name)
 {
-	json_t *p = ctrl_sim_get(s, "pods", "default", name);
-	bool r = p != NULL && ctrl_str(p, "metadata.deletionTimestamp") != NULL;
-
-	json_decref(p);
-	return r;
+	return ctrl_sim_deleting(s, "pods", "default", name);
 }
 
 static size_t events_with_reason(struct ctrl_sim *s, const char *reason)
 {
-	json_t *evs = ctrl_sim_list(s, "events", NULL, NULL), *e;
-	size_t i, n = 0;
-
-	json_array_foreach(evs, i, e)
-	{
-		if (strcmp(ctrl_str(e, "reason"), reason) == 0)
-			n++;
-	}
-	json_decref(evs);
-	return n;
+	return ctrl_sim_events(s, NULL, NULL, reason, NULL, 0);
 }
 
 static void setup_ns(struct ctrl_sim *s)

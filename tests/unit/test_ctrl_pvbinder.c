@@ -18,43 +18,16 @@ static const struct ctrl_ops *const ops[] = {&ctrl_pvbinder_ops, NULL};
 
 /* ------------------------------------------------------------ helpers */
 
-static json_t *jpath(const json_t *obj, const char *path)
-{
-	char buf[256], *save = NULL;
-	json_t *cur = (json_t *)obj;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *seg = strtok_r(buf, ".", &save); seg && cur; seg = strtok_r(NULL, ".", &save)) {
-		if (json_is_array(cur))
-			cur = json_array_get(cur, strtoul(seg, NULL, 10));
-		else
-			cur = json_object_get(cur, seg);
-	}
-	return cur;
-}
-
-static struct ctrl_sim *sim_new(void)
-{
-	struct ctrl_sim *s = ctrl_sim_new(ops);
-
-	assert_int_equal(ctrl_sim_apply_yaml(s, "apiVersion: v1\nkind: Namespace\n"
-						"metadata:\n  name: default\n"),
-			 0);
-	return s;
-}
-
 /* A hostPath volume; @extra: more spec lines (indented 2). */
 static void add_pv(struct ctrl_sim *s, const char *name, const char *size, const char *modes,
 		   const char *cls, const char *extra)
 {
-	char yaml[2048];
-
-	snprintf(yaml, sizeof(yaml),
+	assert_int_equal(ctrl_sim_apply_yamlf(s,
 		 "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: %s\n"
 		 "spec:\n  capacity:\n    storage: %s\n  accessModes: %s\n"
 		 "  storageClassName: \"%s\"\n  hostPath:\n    path: /srv/%s\n%s",
-		 name, size, modes, cls, name, extra ? extra : "");
-	assert_int_equal(ctrl_sim_apply_yaml(s, yaml), 0);
+		 name, size, modes, cls, name, extra ? extra : ""),
+			 0);
 }
 
 /* A claim; @cls NULL leaves storageClassName out; @extra: more spec
@@ -111,7 +84,7 @@ static void assert_volume(struct ctrl_sim *s, const char *volume, const char *cl
 		assert_non_null(ctrl_str(v, "spec.claimRef.name"));
 		assert_string_equal(ctrl_str(v, "spec.claimRef.name"), claim);
 	} else {
-		assert_null(jpath(v, "spec.claimRef"));
+		assert_null(ctrl_sim_path(v, "spec.claimRef"));
 	}
 	assert_string_equal(ctrl_str(v, "status.phase"), phase);
 	json_decref(v);
@@ -123,7 +96,7 @@ static void assert_volume(struct ctrl_sim *s, const char *volume, const char *cl
 static void binds_fitting_volume(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	add_pv(s, "pv1", "5Gi", "[ReadWriteOnce]", "", NULL);
 	add_pvc(s, "data", "3Gi", "[ReadWriteOnce]", "", NULL);
 	ctrl_sim_start(s);
@@ -138,8 +111,9 @@ static void binds_fitting_volume(void **state)
 	assert_string_equal(ctrl_str(pvc, "spec.volumeName"), "pv1");
 	assert_string_equal(ctrl_str(pvc, "status.phase"), "Bound");
 	assert_string_equal(ctrl_str(pvc, "status.capacity.storage"), "5Gi");
-	assert_string_equal(json_string_value(jpath(pvc, "status.accessModes.0")), "ReadWriteOnce");
-	json_t *ann = jpath(pvc, "metadata.annotations");
+	assert_string_equal(json_string_value(ctrl_sim_path(pvc, "status.accessModes.0")),
+			    "ReadWriteOnce");
+	json_t *ann = ctrl_sim_path(pvc, "metadata.annotations");
 	assert_string_equal(json_string_value(json_object_get(ann, "pv.kubernetes.io/bind-completed")),
 			    "yes");
 	assert_string_equal(
@@ -153,7 +127,7 @@ static void binds_fitting_volume(void **state)
 static void smallest_fit(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	add_pv(s, "big", "10Gi", "[ReadWriteOnce]", "", NULL);
 	add_pv(s, "small", "2Gi", "[ReadWriteOnce]", "", NULL);
 	add_pv(s, "medium", "5000Mi", "[ReadWriteOnce]", "", NULL);
@@ -181,7 +155,7 @@ static void smallest_fit(void **state)
 static void class_mismatch(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	add_pv(s, "fast1", "5Gi", "[ReadWriteOnce]", "fast", NULL);
 	add_pvc(s, "want-slow", "1Gi", "[ReadWriteOnce]", "slow", NULL);
 	add_pvc(s, "want-none", "1Gi", "[ReadWriteOnce]", NULL, NULL);
@@ -205,7 +179,7 @@ static void class_mismatch(void **state)
 static void access_and_volume_modes(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	add_pv(s, "rwo", "1Gi", "[ReadWriteOnce]", "", NULL);
 	add_pv(s, "block", "1Gi", "[ReadWriteOnce, ReadWriteMany]", "", "  volumeMode: Block\n");
 	add_pvc(s, "shared", "1Gi", "[ReadWriteMany]", "", NULL);
@@ -229,7 +203,7 @@ static void access_and_volume_modes(void **state)
 static void selector(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	add_pv(s, "a", "1Gi", "[ReadWriteOnce]", "", NULL);
 	assert_int_equal(ctrl_sim_apply_yaml(s, "apiVersion: v1\nkind: PersistentVolume\n"
 						"metadata:\n  name: b\n  labels: {disk: ssd}\n"
@@ -251,7 +225,7 @@ static void selector(void **state)
 static void pre_bound(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	add_pv(s, "small", "1Gi", "[ReadWriteOnce]", "", NULL);
 	add_pv(s, "chosen", "8Gi", "[ReadWriteOnce]", "", NULL);
 	add_pv(s, "reserved", "1Gi", "[ReadWriteOnce]", "",
@@ -286,7 +260,7 @@ static void pre_bound(void **state)
 static void one_volume_one_claim(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	add_pv(s, "only", "1Gi", "[ReadWriteOnce]", "", NULL);
 	add_pvc(s, "c1", "1Gi", "[ReadWriteOnce]", "", NULL);
 	add_pvc(s, "c2", "1Gi", "[ReadWriteOnce]", "", NULL);
@@ -311,7 +285,7 @@ static void one_volume_one_claim(void **state)
 static void release(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	add_pv(s, "keep", "1Gi", "[ReadWriteOnce]", "", "  persistentVolumeReclaimPolicy: Retain\n");
 	add_pv(s, "drop", "2Gi", "[ReadWriteOnce]", "", "  persistentVolumeReclaimPolicy: Delete\n");
 	add_pv(s, "recycle", "3Gi", "[ReadWriteOnce]", "",
@@ -346,7 +320,7 @@ static void release(void **state)
 static void lost_claim(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	add_pv(s, "v", "1Gi", "[ReadWriteOnce]", "", NULL);
 	add_pvc(s, "c", "1Gi", "[ReadWriteOnce]", "", NULL);
 	ctrl_sim_start(s);
@@ -363,7 +337,7 @@ static void lost_claim(void **state)
 static void restart_keeps_bindings(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	add_pv(s, "v1", "1Gi", "[ReadWriteOnce]", "", NULL);
 	add_pv(s, "v2", "1Gi", "[ReadWriteOnce]", "", NULL);
 	add_pvc(s, "c1", "1Gi", "[ReadWriteOnce]", "", NULL);

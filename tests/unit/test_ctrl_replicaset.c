@@ -20,11 +20,8 @@ static const struct ctrl_ops *const ops[] = {&ctrl_replicaset_ops, NULL};
 
 static struct ctrl_sim *sim_new(void)
 {
-	struct ctrl_sim *s = ctrl_sim_new(ops);
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 
-	assert_int_equal(ctrl_sim_apply_yaml(s, "apiVersion: v1\nkind: Namespace\n"
-						"metadata:\n  name: default\n"),
-			 0);
 	ctrl_sim_kubelet(s, true);
 	return s;
 }
@@ -34,9 +31,7 @@ static struct ctrl_sim *sim_new(void)
  * lines @meta (indented 2). */
 static void apply_rs(struct ctrl_sim *s, int replicas, int mrs, const char *meta)
 {
-	char yaml[2048];
-
-	snprintf(yaml, sizeof(yaml),
+	assert_int_equal(ctrl_sim_apply_yamlf(s,
 		 "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: web\n"
 		 "  namespace: default\n%s"
 		 "spec:\n  replicas: %d\n  minReadySeconds: %d\n"
@@ -44,31 +39,23 @@ static void apply_rs(struct ctrl_sim *s, int replicas, int mrs, const char *meta
 		 "  template:\n    metadata:\n      labels:\n        app: web\n        tier: fe\n"
 		 "    spec:\n      nodeName: node-1\n      containers:\n"
 		 "      - name: c\n        image: nginx:1\n",
-		 meta != NULL ? meta : "", replicas, mrs);
-	assert_int_equal(ctrl_sim_apply_yaml(s, yaml), 0);
+		 meta != NULL ? meta : "", replicas, mrs),
+			 0);
 }
 
 /* A bare pod with labels @labels (flow map), on node-1 when @bound. */
 static void apply_pod(struct ctrl_sim *s, const char *name, const char *labels, bool bound)
 {
-	char yaml[1024];
-
-	snprintf(yaml, sizeof(yaml),
+	assert_int_equal(ctrl_sim_apply_yamlf(s,
 		 "apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: default\n"
 		 "  labels: %s\nspec:\n%s  containers:\n  - name: c\n    image: nginx:1\n",
-		 name, labels, bound ? "  nodeName: node-1\n" : "");
-	assert_int_equal(ctrl_sim_apply_yaml(s, yaml), 0);
+		 name, labels, bound ? "  nodeName: node-1\n" : ""),
+			 0);
 }
 
 static int64_t rs_int(struct ctrl_sim *s, const char *path)
 {
-	json_t *rs = ctrl_sim_get(s, "replicasets", "default", "web");
-	int64_t v;
-
-	assert_non_null(rs);
-	v = ctrl_int(rs, path, 0);
-	json_decref(rs);
-	return v;
+	return ctrl_sim_int(s, "replicasets", "default", "web", path, 0);
 }
 
 /* Pods of app=web not being deleted. */
@@ -88,16 +75,7 @@ static size_t active_pods(struct ctrl_sim *s)
 
 static size_t events(struct ctrl_sim *s, const char *reason)
 {
-	json_t *evs = ctrl_sim_list(s, "events", "default", NULL), *e;
-	size_t i, n = 0;
-
-	json_array_foreach(evs, i, e)
-	{
-		if (strcmp(ctrl_str(e, "reason") ? ctrl_str(e, "reason") : "", reason) == 0)
-			n++;
-	}
-	json_decref(evs);
-	return n;
+	return ctrl_sim_events(s, "default", NULL, reason, NULL, 0);
 }
 
 /* ------------------------------------------------------------ tests */

@@ -18,31 +18,20 @@ static const struct ctrl_ops *const ops[] = {&ctrl_scheduler_ops, NULL};
 
 /* ------------------------------------------------------------ helpers */
 
-static struct ctrl_sim *sim(void)
-{
-	struct ctrl_sim *s = ctrl_sim_new(ops);
-	assert_int_equal(ctrl_sim_apply_yaml(s, "apiVersion: v1\nkind: Namespace\n"
-						"metadata:\n  name: default\n"),
-			 0);
-	return s;
-}
-
 /* A Ready node with @cpu, 8Gi of memory, @pods pods; @extra is YAML
  * appended under metadata (labels) or as spec (after "spec:"). */
 static void add_node_full(struct ctrl_sim *s, const char *name, const char *cpu, int pods,
 			  const char *labels, const char *spec, const char *ready)
 {
-	char yaml[2048];
-
-	snprintf(yaml, sizeof(yaml),
+	assert_int_equal(ctrl_sim_apply_yamlf(s,
 		 "apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\n  labels: {%s}\n"
 		 "spec: {%s}\n"
 		 "status:\n  allocatable: {cpu: \"%s\", memory: 8Gi, pods: \"%d\"}\n"
 		 "  capacity: {cpu: \"%s\", memory: 8Gi, pods: \"%d\"}\n"
 		 "  conditions:\n  - type: Ready\n    status: \"%s\"\n",
 		 name, labels != NULL ? labels : "", spec != NULL ? spec : "", cpu, pods, cpu, pods,
-		 ready != NULL ? ready : "True");
-	assert_int_equal(ctrl_sim_apply_yaml(s, yaml), 0);
+		 ready != NULL ? ready : "True"),
+			 0);
 }
 
 static void add_node(struct ctrl_sim *s, const char *name, const char *cpu, int pods)
@@ -127,21 +116,7 @@ static void scheduled_cond(struct ctrl_sim *s, const char *pod, char *status, ch
 static size_t events(struct ctrl_sim *s, const char *pod, const char *reason, char *msg,
 		     size_t size)
 {
-	json_t *evs = ctrl_sim_list(s, "events", "default", NULL), *e;
-	size_t i, n = 0;
-
-	json_array_foreach(evs, i, e)
-	{
-		const char *r = ctrl_str(e, "reason");
-		const char *o = ctrl_str(e, "involvedObject.name");
-		if (r == NULL || o == NULL || strcmp(r, reason) != 0 || strcmp(o, pod) != 0)
-			continue;
-		n++;
-		if (msg != NULL)
-			snprintf(msg, size, "%s", ctrl_str(e, "message") ? ctrl_str(e, "message") : "");
-	}
-	json_decref(evs);
-	return n;
+	return ctrl_sim_events(s, "default", pod, reason, msg, size);
 }
 
 static void assert_unschedulable(struct ctrl_sim *s, const char *pod, const char *want)
@@ -163,7 +138,7 @@ static void assert_unschedulable(struct ctrl_sim *s, const char *pod, const char
 
 static void test_binds_with_condition_and_event(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	char status[512], reason[512], msg[512];
 	(void)state;
 
@@ -181,7 +156,7 @@ static void test_binds_with_condition_and_event(void **state)
 
 static void test_spreads_owned_pods(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	char name[32];
 	(void)state;
 
@@ -204,7 +179,7 @@ static void test_spreads_owned_pods(void **state)
  * pods still puts the same number on each node. */
 static void test_spread_outweighs_least_allocated(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	char name[32];
 	(void)state;
 
@@ -232,7 +207,7 @@ static void test_spread_outweighs_least_allocated(void **state)
 
 static void test_spreads_pods_without_requests(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	char name[32];
 	(void)state;
 
@@ -251,7 +226,7 @@ static void test_spreads_pods_without_requests(void **state)
 
 static void test_resources_respected(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	char name[32], msg[512];
 	(void)state;
 
@@ -284,7 +259,7 @@ static void test_resources_respected(void **state)
 
 static void test_node_selector_and_affinity(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	(void)state;
 
 	add_node_full(s, "n1", "4", 110, "zone: a, disk: hdd", NULL, NULL);
@@ -330,7 +305,7 @@ static void test_node_selector_and_affinity(void **state)
 
 static void test_taints_and_tolerations(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	(void)state;
 
 	add_node_full(s, "gpu", "4", 110, "kind: gpu", "taints: [{key: dedicated, value: gpu, effect: NoSchedule}]",
@@ -381,7 +356,7 @@ static void test_taints_and_tolerations(void **state)
 
 static void test_host_ports(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	(void)state;
 
 	add_node(s, "n1", "4", 110);
@@ -416,7 +391,7 @@ static bool bound(struct ctrl_sim *s, void *data)
 
 static void test_unschedulable_until_node_appears(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	char msg[512];
 	(void)state;
 
@@ -451,7 +426,7 @@ static void test_unschedulable_until_node_appears(void **state)
 
 static void test_unschedulable_until_pod_deleted(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	(void)state;
 
 	add_node(s, "n1", "1", 110);
@@ -470,7 +445,7 @@ static void test_unschedulable_until_pod_deleted(void **state)
 
 static void test_terminated_and_foreign_pods(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	(void)state;
 
 	add_node(s, "n1", "1", 110);
@@ -502,7 +477,7 @@ static void test_terminated_and_foreign_pods(void **state)
 
 static void test_restart_rebuilds_state(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	(void)state;
 
 	add_node(s, "n1", "2", 110);
@@ -542,7 +517,7 @@ static void test_restart_rebuilds_state(void **state)
 
 static void test_cas_conflict_retries(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	struct ctrl_stats st;
 	(void)state;
 
@@ -567,7 +542,7 @@ static void test_cas_conflict_retries(void **state)
 
 static void test_failed_writes_back_off(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	(void)state;
 
 	add_node(s, "n1", "4", 1);
@@ -588,7 +563,7 @@ static void test_failed_writes_back_off(void **state)
 
 static void test_many_pods_many_nodes(void **state)
 {
-	struct ctrl_sim *s = sim();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	char name[32];
 	(void)state;
 

@@ -60,25 +60,13 @@ static void put_raw(struct ctrl_sim *s, const char *key, const void *val, size_t
 
 static struct ctrl_sim *sim_new(bool with_key)
 {
-	struct ctrl_sim *s = ctrl_sim_new(ops);
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 
-	assert_int_equal(ctrl_sim_apply_yaml(s, "apiVersion: v1\nkind: Namespace\n"
-						"metadata: {name: default}\n"),
-			 0);
 	if (with_key) {
 		put_raw(s, SATOKEN_STORE_KEY, pem_a, pem_a_len);
 		put_raw(s, SATOKEN_CA_STORE_KEY, ca_pem, strlen(ca_pem));
 	}
 	return s;
-}
-
-static bool has(struct ctrl_sim *s, const char *plural, const char *ns, const char *name)
-{
-	json_t *o = ctrl_sim_get(s, plural, ns, name);
-	bool yes = o != NULL;
-
-	json_decref(o);
-	return yes;
 }
 
 /* data.@field of Secret @name, decoded (a new string) or NULL. */
@@ -137,8 +125,8 @@ static void default_account_everywhere(void **state)
 			 0);
 	ctrl_sim_start(s);
 	ctrl_sim_run(s, 1000);
-	assert_true(has(s, "serviceaccounts", "default", "default"));
-	assert_true(has(s, "serviceaccounts", "team-a", "default"));
+	assert_true(ctrl_sim_exists(s, "serviceaccounts", "default", "default"));
+	assert_true(ctrl_sim_exists(s, "serviceaccounts", "team-a", "default"));
 	cm = ctrl_sim_get(s, "configmaps", "team-a", "kube-root-ca.crt");
 	assert_non_null(cm);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(cm, "data"),
@@ -151,21 +139,21 @@ static void default_account_everywhere(void **state)
 						"metadata: {name: team-b}\n"),
 			 0);
 	ctrl_sim_run(s, 1000);
-	assert_true(has(s, "serviceaccounts", "team-b", "default"));
-	assert_true(has(s, "configmaps", "team-b", "kube-root-ca.crt"));
+	assert_true(ctrl_sim_exists(s, "serviceaccounts", "team-b", "default"));
+	assert_true(ctrl_sim_exists(s, "configmaps", "team-b", "kube-root-ca.crt"));
 
 	/* Deleted: made again; the ConfigMap too. */
 	assert_int_equal(ctrl_sim_delete(s, "serviceaccounts", "team-a", "default", -1), 0);
 	assert_int_equal(ctrl_sim_delete(s, "configmaps", "team-a", "kube-root-ca.crt", -1), 0);
 	ctrl_sim_run(s, 1000);
-	assert_true(has(s, "serviceaccounts", "team-a", "default"));
-	assert_true(has(s, "configmaps", "team-a", "kube-root-ca.crt"));
+	assert_true(ctrl_sim_exists(s, "serviceaccounts", "team-a", "default"));
+	assert_true(ctrl_sim_exists(s, "configmaps", "team-a", "kube-root-ca.crt"));
 
 	/* Not in a namespace being deleted. */
 	assert_int_equal(ctrl_sim_delete(s, "namespaces", NULL, "team-b", -1), 0);
 	assert_int_equal(ctrl_sim_delete(s, "serviceaccounts", "team-b", "default", -1), 0);
 	ctrl_sim_run(s, 1000);
-	assert_false(has(s, "serviceaccounts", "team-b", "default"));
+	assert_false(ctrl_sim_exists(s, "serviceaccounts", "team-b", "default"));
 	ctrl_sim_free(s);
 }
 
@@ -176,11 +164,11 @@ static void ca_arrives_later(void **state)
 	(void)state;
 	ctrl_sim_start(s);
 	ctrl_sim_run(s, 1000);
-	assert_true(has(s, "serviceaccounts", "default", "default"));
-	assert_false(has(s, "configmaps", "default", "kube-root-ca.crt"));
+	assert_true(ctrl_sim_exists(s, "serviceaccounts", "default", "default"));
+	assert_false(ctrl_sim_exists(s, "configmaps", "default", "kube-root-ca.crt"));
 	put_raw(s, SATOKEN_CA_STORE_KEY, ca_pem, strlen(ca_pem));
 	ctrl_sim_run(s, 5000);
-	assert_true(has(s, "configmaps", "default", "kube-root-ca.crt"));
+	assert_true(ctrl_sim_exists(s, "configmaps", "default", "kube-root-ca.crt"));
 	ctrl_sim_free(s);
 }
 
@@ -235,7 +223,7 @@ static void token_secret_is_filled(void **state)
 	/* The account goes: so does its token Secret. */
 	assert_int_equal(ctrl_sim_delete(s, "serviceaccounts", "default", "builder", -1), 0);
 	ctrl_sim_run(s, 1000);
-	assert_false(has(s, "secrets", "default", "builder-token"));
+	assert_false(ctrl_sim_exists(s, "secrets", "default", "builder-token"));
 	json_decref(sa);
 	ctrl_sim_free(s);
 }
@@ -252,7 +240,7 @@ static void secret_waits_for_account_and_key(void **state)
 	ctrl_sim_start(s);
 	/* Within the grace period the Secret waits for its account. */
 	ctrl_sim_run(s, 3000);
-	assert_true(has(s, "secrets", "default", "builder-token"));
+	assert_true(ctrl_sim_exists(s, "secrets", "default", "builder-token"));
 	assert_int_equal(ctrl_sim_apply_yaml(s, builder_sa), 0);
 	ctrl_sim_run(s, 3000);
 	/* No key yet: no token. */
@@ -274,9 +262,9 @@ static void secret_waits_for_account_and_key(void **state)
 				    "  annotations: {kubernetes.io/service-account.name: nobody}\n"),
 			 0);
 	ctrl_sim_run(s, 5000);
-	assert_true(has(s, "secrets", "default", "lost"));
+	assert_true(ctrl_sim_exists(s, "secrets", "default", "lost"));
 	ctrl_sim_run(s, 10000);
-	assert_false(has(s, "secrets", "default", "lost"));
+	assert_false(ctrl_sim_exists(s, "secrets", "default", "lost"));
 	ctrl_sim_free(s);
 }
 

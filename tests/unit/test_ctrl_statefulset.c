@@ -18,52 +18,19 @@ static const struct ctrl_ops *const ops[] = {&ctrl_statefulset_ops, NULL};
 
 /* ------------------------------------------------------------ helpers */
 
-/* A dotted path where digit segments index arrays (borrowed). */
-static json_t *jpath(const json_t *obj, const char *path)
-{
-	char buf[256], *save = NULL;
-	json_t *cur = (json_t *)obj;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *seg = strtok_r(buf, ".", &save); seg && cur; seg = strtok_r(NULL, ".", &save)) {
-		if (json_is_array(cur))
-			cur = json_array_get(cur, strtoul(seg, NULL, 10));
-		else
-			cur = json_object_get(cur, seg);
-	}
-	return cur;
-}
-
-static const char *jstr(const json_t *obj, const char *path)
-{
-	return json_string_value(jpath(obj, path));
-}
-
-static struct ctrl_sim *sim_new(void)
-{
-	struct ctrl_sim *s = ctrl_sim_new(ops);
-
-	assert_int_equal(ctrl_sim_apply_yaml(s, "apiVersion: v1\nkind: Namespace\n"
-						"metadata:\n  name: default\n"),
-			 0);
-	return s;
-}
-
 /* StatefulSet "web": @replicas, @image, @policy (OrderedReady/Parallel),
  * @extra lines of the set spec (indented 2). */
 static void apply_sts(struct ctrl_sim *s, int replicas, const char *image, const char *policy,
 		      const char *extra)
 {
-	char yaml[4096];
-
-	snprintf(yaml, sizeof(yaml),
+	assert_int_equal(ctrl_sim_apply_yamlf(s,
 		 "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: web\n"
 		 "  namespace: default\nspec:\n  replicas: %d\n  serviceName: nginx\n"
 		 "  podManagementPolicy: %s\n"
 		 "  selector:\n    matchLabels:\n      app: web\n%s"
 		 "  template:\n    metadata:\n      labels:\n        app: web\n"
 		 /* Bound already: no scheduler here, and the hollow kubelet
-		  * runs bound pods only. */
+		 * runs bound pods only. */
 		 "    spec:\n      nodeName: n1\n      containers:\n      - name: c\n"
 		 "        image: %s\n"
 		 "        volumeMounts:\n        - {name: data, mountPath: /data}\n"
@@ -71,8 +38,8 @@ static void apply_sts(struct ctrl_sim *s, int replicas, const char *image, const
 		 "      labels: {tier: db}\n"
 		 "    spec:\n      accessModes: [ReadWriteOnce]\n"
 		 "      resources:\n        requests:\n          storage: 1Gi\n",
-		 replicas, policy, extra ? extra : "", image);
-	assert_int_equal(ctrl_sim_apply_yaml(s, yaml), 0);
+		 replicas, policy, extra ? extra : "", image),
+			 0);
 }
 
 static json_t *get_pod(struct ctrl_sim *s, const char *name)
@@ -82,9 +49,7 @@ static json_t *get_pod(struct ctrl_sim *s, const char *name)
 
 static bool pod_exists(struct ctrl_sim *s, const char *name)
 {
-	json_t *p = get_pod(s, name);
-	json_decref(p);
-	return p != NULL;
+	return ctrl_sim_exists(s, "pods", "default", name);
 }
 
 static bool pod_live_ready(struct ctrl_sim *s, const char *name)
@@ -112,19 +77,15 @@ static void make_ready(struct ctrl_sim *s, const char *name)
 
 static const char *image_of(const json_t *pod)
 {
-	return jstr(pod, "spec.containers.0.image");
+	return ctrl_sim_path_str(pod, "spec.containers.0.image");
 }
 
 static int64_t sts_status(struct ctrl_sim *s, const char *field)
 {
-	json_t *o = ctrl_sim_get(s, "statefulsets", "default", "web");
 	char path[128];
 
-	assert_non_null(o);
 	snprintf(path, sizeof(path), "status.%s", field);
-	int64_t v = ctrl_int(o, path, 0); /* omitempty counts */
-	json_decref(o);
-	return v;
+	return ctrl_sim_int(s, "statefulsets", "default", "web", path, 0); /* omitempty counts */
 }
 
 static char *sts_status_str(struct ctrl_sim *s, const char *field)
@@ -147,7 +108,7 @@ static char *sts_status_str(struct ctrl_sim *s, const char *field)
 static void ordered_creation(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	apply_sts(s, 3, "nginx:1", "OrderedReady", NULL);
 	ctrl_sim_start(s);
 	ctrl_sim_run(s, 2000);
@@ -168,17 +129,19 @@ static void ordered_creation(void **state)
 	json_t *set = ctrl_sim_get(s, "statefulsets", "default", "web");
 	json_t *pod = get_pod(s, "web-1");
 	assert_non_null(pod);
-	json_t *labels = jpath(pod, "metadata.labels");
+	json_t *labels = ctrl_sim_path(pod, "metadata.labels");
 	assert_string_equal(json_string_value(json_object_get(labels, "statefulset.kubernetes.io/pod-name")),
 			    "web-1");
 	assert_string_equal(json_string_value(json_object_get(labels, "apps.kubernetes.io/pod-index")),
 			    "1");
 	assert_string_equal(json_string_value(json_object_get(labels, "controller-revision-hash")),
-			    jstr(set, "status.updateRevision"));
-	assert_string_equal(jstr(pod, "spec.hostname"), "web-1");
-	assert_string_equal(jstr(pod, "spec.subdomain"), "nginx");
-	assert_string_equal(jstr(pod, "metadata.ownerReferences.0.kind"), "StatefulSet");
-	assert_string_equal(jstr(pod, "metadata.ownerReferences.0.uid"), jstr(set, "metadata.uid"));
+			    ctrl_sim_path_str(set, "status.updateRevision"));
+	assert_string_equal(ctrl_sim_path_str(pod, "spec.hostname"), "web-1");
+	assert_string_equal(ctrl_sim_path_str(pod, "spec.subdomain"), "nginx");
+	assert_string_equal(ctrl_sim_path_str(pod, "metadata.ownerReferences.0.kind"),
+			    "StatefulSet");
+	assert_string_equal(ctrl_sim_path_str(pod, "metadata.ownerReferences.0.uid"),
+			    ctrl_sim_path_str(set, "metadata.uid"));
 	json_decref(pod);
 
 	assert_int_equal(sts_status(s, "replicas"), 3);
@@ -187,8 +150,9 @@ static void ordered_creation(void **state)
 	assert_int_equal(sts_status(s, "currentReplicas"), 3);
 	assert_int_equal(sts_status(s, "updatedReplicas"), 3);
 	assert_int_equal(sts_status(s, "observedGeneration"), 1);
-	assert_string_equal(jstr(set, "status.currentRevision"), jstr(set, "status.updateRevision"));
-	assert_int_equal(strncmp(jstr(set, "status.updateRevision"), "web-", 4), 0);
+	assert_string_equal(ctrl_sim_path_str(set, "status.currentRevision"),
+			    ctrl_sim_path_str(set, "status.updateRevision"));
+	assert_int_equal(strncmp(ctrl_sim_path_str(set, "status.updateRevision"), "web-", 4), 0);
 	json_decref(set);
 	ctrl_sim_free(s);
 }
@@ -218,7 +182,7 @@ static bool claims_first_watch(struct ctrl_sim *s, void *data)
 static void claims_kept(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	ctrl_sim_kubelet(s, true);
 	apply_sts(s, 3, "nginx:1", "OrderedReady", NULL);
 	ctrl_sim_start(s);
@@ -230,37 +194,38 @@ static void claims_kept(void **state)
 			 3);
 	json_t *claim = ctrl_sim_get(s, "persistentvolumeclaims", "default", "data-web-1");
 	assert_non_null(claim);
-	assert_string_equal(jstr(claim, "spec.resources.requests.storage"), "1Gi");
+	assert_string_equal(ctrl_sim_path_str(claim, "spec.resources.requests.storage"), "1Gi");
 	char claim_uid[64], pod_uid[64];
-	snprintf(claim_uid, sizeof(claim_uid), "%s", jstr(claim, "metadata.uid"));
+	snprintf(claim_uid, sizeof(claim_uid), "%s", ctrl_sim_path_str(claim, "metadata.uid"));
 	json_decref(claim);
 
 	json_t *pod = get_pod(s, "web-1");
-	json_t *vols = jpath(pod, "spec.volumes");
+	json_t *vols = ctrl_sim_path(pod, "spec.volumes");
 	size_t i;
 	json_t *v;
 	bool found = false;
 	json_array_foreach(vols, i, v)
 	{
-		if (strcmp(jstr(v, "name"), "data") == 0) {
-			assert_string_equal(jstr(v, "persistentVolumeClaim.claimName"), "data-web-1");
+		if (strcmp(ctrl_sim_path_str(v, "name"), "data") == 0) {
+			assert_string_equal(ctrl_sim_path_str(v, "persistentVolumeClaim.claimName"),
+					    "data-web-1");
 			found = true;
 		}
 	}
 	assert_true(found);
-	snprintf(pod_uid, sizeof(pod_uid), "%s", jstr(pod, "metadata.uid"));
+	snprintf(pod_uid, sizeof(pod_uid), "%s", ctrl_sim_path_str(pod, "metadata.uid"));
 	json_decref(pod);
 
 	assert_int_equal(ctrl_sim_delete(s, "pods", "default", "web-1", 0), 0);
 	ctrl_sim_run(s, 3000);
 	pod = get_pod(s, "web-1");
 	assert_non_null(pod);
-	assert_string_not_equal(jstr(pod, "metadata.uid"), pod_uid);
+	assert_string_not_equal(ctrl_sim_path_str(pod, "metadata.uid"), pod_uid);
 	assert_true(ctrl_pod_ready(pod));
 	json_decref(pod);
 	claim = ctrl_sim_get(s, "persistentvolumeclaims", "default", "data-web-1");
 	assert_non_null(claim);
-	assert_string_equal(jstr(claim, "metadata.uid"), claim_uid);
+	assert_string_equal(ctrl_sim_path_str(claim, "metadata.uid"), claim_uid);
 	json_decref(claim);
 	assert_int_equal(ctrl_sim_count(s, "persistentvolumeclaims", "default", NULL), 3);
 	ctrl_sim_free(s);
@@ -288,7 +253,7 @@ static bool scale_down_watch(struct ctrl_sim *s, void *data)
 static void scale_down_reverse(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	ctrl_sim_kubelet(s, true);
 	apply_sts(s, 3, "nginx:1", "OrderedReady", NULL);
 	ctrl_sim_start(s);
@@ -311,7 +276,7 @@ static void scale_down_reverse(void **state)
 static void scale_down_waits(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	ctrl_sim_kubelet(s, true);
 	apply_sts(s, 3, "nginx:1", "OrderedReady", NULL);
 	ctrl_sim_start(s);
@@ -333,7 +298,7 @@ static void scale_down_waits(void **state)
 static void parallel(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	apply_sts(s, 3, "nginx:1", "Parallel", NULL);
 	ctrl_sim_start(s);
 	ctrl_sim_run(s, 1000);
@@ -393,7 +358,7 @@ static bool roll_watch(struct ctrl_sim *s, void *data)
 static void rolling_update_reverse(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	ctrl_sim_kubelet(s, true);
 	apply_sts(s, 3, "nginx:1", "OrderedReady", NULL);
 	ctrl_sim_start(s);
@@ -427,7 +392,7 @@ static void rolling_update_reverse(void **state)
 static void rolling_update_partition(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	ctrl_sim_kubelet(s, true);
 	const char *part = "  updateStrategy:\n    type: RollingUpdate\n"
 			   "    rollingUpdate:\n      partition: 2\n";
@@ -454,7 +419,7 @@ static void rolling_update_partition(void **state)
 	p = get_pod(s, "web-0");
 	assert_non_null(p);
 	assert_string_equal(image_of(p), "nginx:1");
-	assert_string_equal(json_string_value(json_object_get(jpath(p, "metadata.labels"),
+	assert_string_equal(json_string_value(json_object_get(ctrl_sim_path(p, "metadata.labels"),
 							      "controller-revision-hash")),
 			    cur);
 	json_decref(p);
@@ -467,7 +432,7 @@ static void rolling_update_partition(void **state)
 static void on_delete(void **state)
 {
 	(void)state;
-	struct ctrl_sim *s = sim_new();
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
 	ctrl_sim_kubelet(s, true);
 	const char *od = "  updateStrategy:\n    type: OnDelete\n";
 	apply_sts(s, 2, "nginx:1", "OrderedReady", od);
