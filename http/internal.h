@@ -251,6 +251,8 @@ void http__store(struct http_request *hr);
 void http__cluster_status(struct http_request *hr);
 void http__cluster_readindex(struct http_request *hr);
 void http__cluster_ca(struct http_request *hr);
+/* /capstan/v1/nodes/<rest> (node_api.c): node certificates, API URLs. */
+void http__nodes(struct http_request *hr, const char *rest, size_t len);
 void http__cluster_members(struct http_request *hr, const char *rest, size_t rest_len);
 void http__snapshot(struct http_request *hr); /* snapshot_api.c */
 

@@ -1263,11 +1263,19 @@ static void resources(struct http_request *hr, const char *group, const char *ve
 	}
 	make_key(&req->pool, t);
 
+	if (t->sub != NULL && strcmp(t->sub->name, "exec") == 0) {
+		kapi__pod_exec(hr, t); /* kapi_proxy.c */
+		return;
+	}
 	if (http__method_is(req, "GET") || http__method_is(req, "HEAD")) {
 		if (!watch_requested(hr, &watch))
 			return;
 		if (t->sub != NULL && strcmp(t->sub->name, "scale") == 0 && !watch) {
 			kapi__get(hr, t); /* kapi__send_stored answers the Scale */
+			return;
+		}
+		if (t->sub != NULL && strcmp(t->sub->name, "log") == 0 && !watch) {
+			kapi__pod_log(hr, t); /* kapi_proxy.c */
 			return;
 		}
 		if (t->sub != NULL && strcmp(t->sub->name, "status") != 0) {

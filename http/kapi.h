@@ -240,4 +240,9 @@ json_t *kapi__scale_tree(const struct kapi_target *t, const void *mp, size_t len
 /* PUT/PATCH of .../scale: sets spec.replicas of the parent (kapi_write.c). */
 void kapi__write_scale(struct http_request *hr, struct kapi_target *t);
 
+/* GET pods/<name>/log, proxied to the node agent (kapi_proxy.c). */
+void kapi__pod_log(struct http_request *hr, struct kapi_target *t);
+/* pods/<name>/exec over a WebSocket, run by the node agent (kapi_proxy.c). */
+void kapi__pod_exec(struct http_request *hr, struct kapi_target *t);
+
 #endif

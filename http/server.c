@@ -529,6 +529,8 @@ static bool path_has_prefix(const struct http_request *hr, const char *p, size_t
 
 static const char *const groups_masters[] = {HTTP_GROUP_MASTERS, NULL};
 static const char *const groups_join[] = {HTTP_GROUP_JOIN, HTTP_GROUP_MASTERS, NULL};
+static const char *const groups_nodes[] = {HTTP_GROUP_BOOTSTRAPPERS, "system:nodes",
+					   HTTP_GROUP_MASTERS, NULL};
 
 enum route {
 	ROUTE_NONE,
@@ -544,6 +546,7 @@ enum route {
 	ROUTE_SNAPSHOT, /* GET /capstan/v1/snapshot (snapshot_api.c) */
 	ROUTE_KAPI, /* the Kubernetes API: /api, /apis, /openapi (kapi.c) */
 	ROUTE_METRICS, /* GET /metrics (metrics.c) */
+	ROUTE_NODES, /* /capstan/v1/nodes/ (node_api.c) */
 };
 
 static enum route route_of(struct http_request *hr, size_t *ret_rest)
@@ -573,6 +576,10 @@ static enum route route_of(struct http_request *hr, size_t *ret_rest)
 	    (hr->path.len == rest || hr->path.base[rest] == '/')) {
 		*ret_rest = rest;
 		return ROUTE_MEMBERS;
+	}
+	if (path_has_prefix(hr, "/capstan/v1/nodes/", &rest)) {
+		*ret_rest = rest - 1;
+		return ROUTE_NODES;
 	}
 	if (path_has_prefix(hr, "/capstan/v1/store", &rest) &&
 	    (hr->path.len == rest || hr->path.base[rest] == '/')) {
@@ -650,6 +657,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 		break;
 	case ROUTE_CA:
 		groups = groups_join;
+		break;
+	case ROUTE_NODES:
+		groups = groups_nodes;
 		break;
 	case ROUTE_KAPI:
 		/* Any authenticated user for now (http__kapi() refuses
@@ -739,6 +749,9 @@ void http__dispatch(struct http_request *hr)
 	case ROUTE_METRICS:
 		if (allow_methods(hr, "GET", NULL))
 			http__metrics(hr);
+		break;
+	case ROUTE_NODES:
+		http__nodes(hr, hr->path.base + rest, hr->path.len - rest);
 		break;
 	case ROUTE_NONE:
 		break;

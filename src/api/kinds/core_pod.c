@@ -178,6 +178,7 @@ static const struct api_subresource pod_subresources[] = {
 	{ "status", "", "v1", NULL, API_TYPE_core_v1_Pod, API_VERBS_GET_UPDATE },
 	{ "binding", "", "v1", "Binding", API_TYPE_core_v1_Binding, API_VERB_CREATE },
 	{ "log", "", "v1", NULL, -1, API_VERB_GET },
+	{ "exec", "", "v1", NULL, -1, API_VERB_GET | API_VERB_CREATE },
 	{ "eviction", "policy", "v1", "Eviction", API_TYPE_policy_v1_Eviction, API_VERB_CREATE },
 	{ NULL, NULL, NULL, NULL, 0, 0 },
 };
