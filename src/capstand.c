@@ -89,6 +89,7 @@ struct settings {
 	uint64_t history_age_ms;
 	uint64_t node_grace_ms;
 	uint64_t pod_eviction_ms;
+	char *controllers;
 	enum log_level log_level;
 };
 
@@ -134,6 +135,11 @@ static const struct config_option options[] = {
 	    "keep at least N events of watch history"),
 	OPT("history-age", CONFIG_DURATION, "5m", "DUR", history_age_ms, 0,
 	    "keep watch history events younger than DUR"),
+	OPT("controllers", CONFIG_STRING, "*", "LIST", controllers, 0,
+	    "controllers the leader runs: comma-separated names, '*' for all, '-NAME' to "
+	    "leave one out (e.g. '*,-deployment'); names: scheduler, deployment, replicaset, "
+	    "daemonset, statefulset, nodelifecycle, endpoints, endpointslice, serviceaccount, "
+	    "namespace, garbagecollector, pvbinder"),
 	OPT("node-monitor-grace-period", CONFIG_DURATION, "40s", "DUR", node_grace_ms, 0,
 	    "mark a node NotReady (Unknown) when its Lease was not renewed for DUR"),
 	OPT("pod-eviction-timeout", CONFIG_DURATION, "5m", "DUR", pod_eviction_ms, 0,
@@ -298,6 +304,15 @@ static int check_settings(struct daemon *d)
 	if (str_empty(c->data_dir)) {
 		log_error("--data-dir must not be empty");
 		return EXIT_USAGE;
+	}
+	{
+		const struct ctrl_ops *ops[64];
+		char err[256];
+		if (ctrl_select(c->controllers, ops, sizeof ops / sizeof ops[0], err,
+				sizeof err) < 0) {
+			log_error("--controllers: %s", err);
+			return EXIT_USAGE;
+		}
 	}
 	if (str_empty(c->raft_address) ||
 	    split_host_port(c->raft_address, host, sizeof host, &port) != 0) {
@@ -1615,11 +1630,19 @@ static int start_serving(struct daemon *d, enum start_mode mode)
 	replica_on_failed(d->replica, replica_failed_cb, d);
 	replica_on_removed(d->replica, replica_removed_cb, d);
 	{
+		/* Borrowed by the driver: lives as long as the process. */
+		static const struct ctrl_ops *ops[64];
 		struct ctrl_config cc;
+		char err[256];
+		if (ctrl_select(c->controllers, ops, sizeof ops / sizeof ops[0], err,
+				sizeof err) < 0) {
+			log_error("--controllers: %s", err);
+			return EXIT_USAGE;
+		}
 		ctrl_config_init(&cc);
 		cc.node_grace_ms = c->node_grace_ms;
 		cc.eviction_toleration_s = c->pod_eviction_ms / 1000;
-		if (ctrl_driver_new(&d->loop, d->replica, &cc, &d->ctrl) != 0) {
+		if (ctrl_driver_new(&d->loop, d->replica, &cc, ops, &d->ctrl) != 0) {
 			log_error("out of memory");
 			return EXIT_FAILURE;
 		}

@@ -116,28 +116,30 @@ int cli_cmd_logs(struct cli_global *g, int argc, char **argv)
 		return cli_usage_error("logs", "invalid pod name '%s'", argv[optind]);
 	if (ns == NULL)
 		ns = res_default_namespace(g);
+	esc_ns[0] = esc_name[0] = '\0'; /* cli_http_escape_path appends */
 	if (cli_http_escape_path(ns, esc_ns, sizeof(esc_ns)) != 0 ||
 	    cli_http_escape_path(name, esc_name, sizeof(esc_name)) != 0)
 		return cli_usage_error("logs", "name too long");
-	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s/log?", esc_ns, esc_name);
-	if (container != NULL) {
-		res_query(q, sizeof(q), "container", container);
-		strncat(path, q, sizeof(path) - strlen(path) - 1);
-	}
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s/log", esc_ns, esc_name);
+	rv = 0;
+	if (container != NULL)
+		rv |= res_query(path, sizeof(path), "container", container);
 	if (follow)
-		strncat(path, "&follow=true", sizeof(path) - strlen(path) - 1);
+		rv |= res_query(path, sizeof(path), "follow", "true");
 	if (previous)
-		strncat(path, "&previous=true", sizeof(path) - strlen(path) - 1);
+		rv |= res_query(path, sizeof(path), "previous", "true");
 	if (timestamps)
-		strncat(path, "&timestamps=true", sizeof(path) - strlen(path) - 1);
+		rv |= res_query(path, sizeof(path), "timestamps", "true");
 	if (has_tail) {
-		snprintf(q, sizeof(q), "&tailLines=%llu", (unsigned long long)tail);
-		strncat(path, q, sizeof(path) - strlen(path) - 1);
+		snprintf(q, sizeof(q), "%llu", (unsigned long long)tail);
+		rv |= res_query(path, sizeof(path), "tailLines", q);
 	}
 	if (since_ms > 0) {
-		snprintf(q, sizeof(q), "&sinceSeconds=%llu", (unsigned long long)(since_ms / 1000));
-		strncat(path, q, sizeof(path) - strlen(path) - 1);
+		snprintf(q, sizeof(q), "%llu", (unsigned long long)(since_ms / 1000));
+		rv |= res_query(path, sizeof(path), "sinceSeconds", q);
 	}
+	if (rv != 0)
+		return cli_usage_error("logs", "arguments too long");
 	code = cli_connect(g, &client);
 	if (code != CLI_EXIT_OK)
 		return code;

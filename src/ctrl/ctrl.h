@@ -111,6 +111,14 @@ extern const struct ctrl_ops ctrl_pvbinder_ops;
 /* NULL-terminated list of every controller capstand runs (all.c). */
 extern const struct ctrl_ops *const ctrl_all[];
 
+/* Selects controllers as kube-controller-manager's --controllers does:
+ * comma-separated names, "*" for all, "-name" to leave one out, applied in
+ * order ("*,-deployment"); "" selects none and NULL means "*". Writes the NULL-terminated list to @ret (@size entries, at
+ * least the number of controllers + 1). Returns how many were selected,
+ * or -EINVAL with a message in @err for an unknown name. */
+int ctrl_select(const char *spec, const struct ctrl_ops **ret, size_t size, char *err,
+		size_t err_size);
+
 /* Tunables (capstand flags; defaults in parentheses). */
 struct ctrl_config {
 	uint64_t node_grace_ms;         /* Lease not renewed -> Unknown (40000) */

@@ -117,7 +117,7 @@ static void env_wakeup(void *data)
 }
 
 int ctrl_driver_new(uv_loop_t *loop, struct replica *replica, const struct ctrl_config *config,
-		    struct ctrl_driver **ret)
+		    const struct ctrl_ops *const *ops, struct ctrl_driver **ret)
 {
 	struct ctrl_driver *d = calloc(1, sizeof(*d));
 	struct ctrl_env env = {0};
@@ -132,7 +132,8 @@ int ctrl_driver_new(uv_loop_t *loop, struct replica *replica, const struct ctrl_
 	env.random = env_random;
 	env.apply = env_apply;
 	env.wakeup = env_wakeup;
-	rv = ctrl_manager_new(&env, config, replica_store(replica), ctrl_all, &d->m);
+	rv = ctrl_manager_new(&env, config, replica_store(replica), ops != NULL ? ops : ctrl_all,
+			      &d->m);
 	if (rv != 0) {
 		free(d);
 		return rv;

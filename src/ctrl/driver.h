@@ -13,10 +13,11 @@
 
 struct ctrl_driver;
 
-/* A driver for every controller of ctrl_all on @replica's store.
+/* A driver for the controllers @ops (NULL-terminated, borrowed: it must
+ * outlive the driver; NULL = every one of ctrl_all) on @replica's store.
  * @config copied. Errors: -ENOMEM. */
 int ctrl_driver_new(uv_loop_t *loop, struct replica *replica, const struct ctrl_config *config,
-		    struct ctrl_driver **ret);
+		    const struct ctrl_ops *const *ops, struct ctrl_driver **ret);
 /* Leadership events (from replica_on_leadership's callback): start once
  * this replica is the ready leader, stop the moment it is not. */
 void ctrl_driver_leading(struct ctrl_driver *d, bool leading);

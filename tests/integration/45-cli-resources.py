@@ -81,8 +81,8 @@ def write(ctx, name, text):
     return path
 
 
-def start(ctx):
-    c = Cluster(ctx).start(1)
+def start(ctx, flags=None):
+    c = Cluster(ctx, flags).start(1)
     cli = Cli(ctx, c.seed)
     ctx.wait_for("default namespace",
                  lambda: cli.run("get", "ns", "default", rc=None).returncode == 0, timeout=30)
@@ -213,7 +213,9 @@ def get_apply_describe_delete(ctx):
 
 @test(timeout=240)
 def wait_and_rollout(ctx):
-    c, cli = start(ctx)
+    # The test plays the Deployment controller (it writes the status that
+    # rollout status reads), so the leader runs every controller but that.
+    c, cli = start(ctx, ["--controllers", "*,-deployment"])
     m = c.seed
     path = write(ctx, "m.yaml", MANIFEST)
     cli.run("apply", "-f", path)
@@ -294,6 +296,17 @@ def error_paths(ctx):
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n")
     r = cli.run("apply", "-f", bad, rc=6)
     assert "Bad_Name" in r.stderr, r.stderr
+    # logs: a missing pod is 4; a pod on no node yet is an invalid request.
+    r = cli.run("logs", "nope", rc=4)
+    assert 'pods "nope" not found' in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    pod = write(ctx, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lonely\n"
+                "spec:\n  containers:\n  - name: c\n    image: busybox\n")
+    cli.run("apply", "-f", pod)
+    r = cli.run("logs", "pod/lonely", rc=6)
+    assert "not scheduled to a node" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    cli.run("logs", rc=2)
+    cli.run("logs", "a", "b", rc=2)
+    cli.run("logs", "lonely", "--tail", "x", rc=2)
     # Usage: 2.
     cli.run("get", rc=2)
     cli.run("get", "pods", "-o", "xml", rc=2)

@@ -417,6 +417,33 @@ static void test_events_recorded(void **state)
 	ctrl_sim_free(s);
 }
 
+/* --controllers */
+static void test_select(void **state)
+{
+	const struct ctrl_ops *ops[64];
+	char err[128];
+	int n_all = 0, n, i;
+
+	(void)state;
+	while (ctrl_all[n_all] != NULL)
+		n_all++;
+	assert_int_equal(ctrl_select(NULL, ops, 64, err, sizeof(err)), n_all);
+	assert_int_equal(ctrl_select("*", ops, 64, err, sizeof(err)), n_all);
+	n = ctrl_select("*,-deployment,-scheduler", ops, 64, err, sizeof(err));
+	assert_int_equal(n, n_all - 2);
+	for (i = 0; i < n; i++) {
+		assert_string_not_equal(ops[i]->name, "deployment");
+		assert_string_not_equal(ops[i]->name, "scheduler");
+	}
+	assert_null(ops[n]);
+	assert_int_equal(ctrl_select("scheduler", ops, 64, err, sizeof(err)), 1);
+	assert_ptr_equal(ops[0], &ctrl_scheduler_ops);
+	assert_int_equal(ctrl_select("", ops, 64, err, sizeof(err)), 0);
+	assert_int_equal(ctrl_select("*,-nope", ops, 64, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "unknown controller 'nope'");
+	assert_int_equal(ctrl_select("*", ops, 3, err, sizeof(err)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -429,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_stale_update_refused),
 		cmocka_unit_test(test_write_semantics),
 		cmocka_unit_test(test_events_recorded),
+		cmocka_unit_test(test_select),
 	};
 
 	return cmocka_run_group_tests_name("ctrl_manager", tests, NULL, NULL);
