@@ -14,8 +14,14 @@
  * failure after it may follow a delivery (the leader may have applied a
  * write whose answer was lost), and curl's own silent resend of such a
  * request is refused unless the caller says it is idempotent.
+ *
+ * Batches (http_client_batch()): items for the same URL collect until a
+ * 0 ms timer fires, after the current round of I/O callbacks, and leave
+ * as one POST. A follower forwarding many small writes thus pays for one
+ * request to the leader per loop iteration instead of one per write.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -30,6 +36,11 @@
 #define IDLE_MAX 256u              /* idle easy handles kept for reuse */
 #define HEADERS_MAX 8u
 #define HEADERS_BUF 2048u
+#define BATCH_FRAME 4u /* length prefix of an item and of a result */
+/* Batches of one URL in flight at a time. While they are, new items
+ * collect: under load the batches grow with the round trip to the leader
+ * (commit included) instead of leaving one or two writes at a time. */
+#define BATCH_INFLIGHT_MAX 2u
 
 struct poll_ctx {
 	uv_poll_t poll;
@@ -55,10 +66,34 @@ struct creq {
 	LIST_ENTRY(creq) link; /* in reqs while active, in idle otherwise */
 };
 
+/* An item of a batch: whom to tell. */
+struct batch_item {
+	http_client_cb cb;
+	void *data;
+};
+
+/* A batch being collected (in the client's list) or sent (owned by its
+ * request's callback). */
+struct batch {
+	struct http_client *client;
+	char *url;
+	unsigned timeout_ms;
+	const char *headers[HEADERS_MAX + 1];
+	char header_buf[HEADERS_BUF];
+	struct buf body;
+	struct batch_item *items;
+	unsigned n, cap;
+	bool full;
+	TAILQ_ENTRY(batch) link;
+};
+
 struct http_client {
 	uv_loop_t *loop;
 	CURLM *multi;
 	uv_timer_t timer;
+	uv_timer_t batch_timer;
+	TAILQ_HEAD(batch_list, batch) batches; /* collecting, oldest first */
+	struct batch_list sent;                /* posted, not answered yet */
 	char *ca_file, *cert_file, *key_file;
 	LIST_HEAD(, creq) reqs;
 	LIST_HEAD(, creq) idle;
@@ -356,7 +391,11 @@ int http_client_new(uv_loop_t *loop, const struct http_client_config *config,
 	curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	uv_timer_init(loop, &c->timer);
 	c->timer.data = c;
-	c->n_handles = 1;
+	uv_timer_init(loop, &c->batch_timer);
+	c->batch_timer.data = c;
+	TAILQ_INIT(&c->batches);
+	TAILQ_INIT(&c->sent);
+	c->n_handles = 2;
 	*ret_client = c;
 	return 0;
 
@@ -365,6 +404,204 @@ err_after_alloc:
 	free(c->cert_file);
 	free(c->key_file);
 	free(c);
+	return -ENOMEM;
+}
+
+/* ------------------------------------------------------------ batches */
+
+static void batch_free(struct batch *b)
+{
+	free(b->url);
+	buf_free(&b->body);
+	free(b->items);
+	free(b);
+}
+
+/* Tells every item @err and frees the batch (already off the list). */
+static void batch_fail(struct batch *b, int err)
+{
+	for (unsigned i = 0; i < b->n; i++)
+		b->items[i].cb(b->items[i].data, err, NULL);
+	batch_free(b);
+}
+
+static uint32_t get_be32(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+static void batch_timer_cb(uv_timer_t *t);
+
+static void batch_done_cb(void *data, int err, const struct http_client_response *res)
+{
+	struct batch *b = data;
+	struct http_client *c = b->client;
+	size_t off = 0;
+
+	/* Its successors may go now: from the loop, after this answer. */
+	TAILQ_REMOVE(&c->sent, b, link);
+	if (!c->closing && !TAILQ_EMPTY(&c->batches) &&
+	    !uv_is_active((uv_handle_t *)&c->batch_timer))
+		uv_timer_start(&c->batch_timer, batch_timer_cb, 0, 0);
+
+	if (err != 0) {
+		batch_fail(b, err);
+		return;
+	}
+	if (res->status != 200) {
+		for (unsigned i = 0; i < b->n; i++)
+			b->items[i].cb(b->items[i].data, 0, res);
+		batch_free(b);
+		return;
+	}
+	for (unsigned i = 0; i < b->n; i++) {
+		struct http_client_response one = *res;
+		uint32_t len;
+		char *end, saved;
+
+		if (res->body_len - off < BATCH_FRAME ||
+		    (len = get_be32(res->body + off)) > res->body_len - off - BATCH_FRAME) {
+			off = res->body_len;
+			b->items[i].cb(b->items[i].data, -EIO, NULL);
+			continue;
+		}
+		one.body = res->body + off + BATCH_FRAME;
+		one.body_len = len;
+		off += BATCH_FRAME + len;
+		/* Results are NUL-terminated like any body: the byte after
+		 * this one (the next length prefix, or the buffer's own NUL)
+		 * is lent for that. The buffer is the request's own. */
+		end = (char *)(uintptr_t)(one.body + len);
+		saved = *end;
+		*end = '\0';
+		b->items[i].cb(b->items[i].data, 0, &one);
+		*end = saved;
+	}
+	batch_free(b);
+}
+
+static unsigned batches_sent(const struct http_client *c, const char *url)
+{
+	const struct batch *b;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(b, &c->sent, link)
+		n += strcmp(b->url, url) == 0;
+	return n;
+}
+
+static void batch_timer_cb(uv_timer_t *t)
+{
+	struct http_client *c = t->data;
+	struct batch *b, *next;
+
+	for (b = TAILQ_FIRST(&c->batches); b != NULL && !c->closing; b = next) {
+		int rv;
+
+		next = TAILQ_NEXT(b, link);
+		if (batches_sent(c, b->url) >= BATCH_INFLIGHT_MAX)
+			continue; /* goes when one of those is answered */
+		TAILQ_REMOVE(&c->batches, b, link);
+		rv = http_client_request(c, "POST", b->url, b->headers, b->body.data, b->body.len,
+					 0, b->timeout_ms, batch_done_cb, b);
+		if (rv != 0) /* nothing was sent */
+			batch_fail(b, rv == -ENOMEM || rv == -ECANCELED ? rv : -ENOTCONN);
+		else
+			TAILQ_INSERT_TAIL(&c->sent, b, link);
+	}
+}
+
+/* A new, empty batch for @url at the end of the list; NULL on OOM, -EINVAL
+ * (too many or too long headers) in *ret_err. */
+static struct batch *batch_new(struct http_client *c, const char *url,
+			       const char *const *headers, unsigned timeout_ms, int *ret_err)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+	size_t used = 0, i;
+
+	*ret_err = -ENOMEM;
+	if (b == NULL)
+		return NULL;
+	b->client = c;
+	b->timeout_ms = timeout_ms;
+	b->url = strdup(url);
+	if (b->url == NULL)
+		goto err;
+	for (i = 0; headers != NULL && headers[i] != NULL; i++) {
+		size_t n = strlen(headers[i]) + 1;
+		if (i >= HEADERS_MAX || used + n > sizeof(b->header_buf)) {
+			*ret_err = -EINVAL;
+			goto err;
+		}
+		memcpy(b->header_buf + used, headers[i], n);
+		b->headers[i] = b->header_buf + used;
+		used += n;
+	}
+	b->headers[i] = NULL;
+	TAILQ_INSERT_TAIL(&c->batches, b, link);
+	return b;
+
+err:
+	batch_free(b);
+	return NULL;
+}
+
+int http_client_batch(struct http_client *c, const char *url, const char *const *headers,
+		      const struct http_client_iov *iov, unsigned n_iov, unsigned timeout_ms,
+		      http_client_cb cb, void *data)
+{
+	struct batch *b;
+	size_t len = 0;
+	unsigned char frame[BATCH_FRAME];
+	int rv;
+
+	if (c->closing)
+		return -ECANCELED;
+	for (unsigned i = 0; i < n_iov; i++)
+		len += iov[i].len;
+	if (len > UINT32_MAX - BATCH_FRAME)
+		return -EINVAL;
+	/* The newest batch of this URL, if it still has room. */
+	TAILQ_FOREACH_REVERSE(b, &c->batches, batch_list, link) {
+		if (strcmp(b->url, url) == 0)
+			break;
+	}
+	if (b != NULL && (b->n >= HTTP_CLIENT_BATCH_ITEMS ||
+			  b->body.len + BATCH_FRAME + len > HTTP_CLIENT_BATCH_BYTES))
+		b = NULL;
+	if (b == NULL && (b = batch_new(c, url, headers, timeout_ms, &rv)) == NULL)
+		return rv;
+	if (b->n == b->cap) {
+		unsigned cap = b->cap != 0 ? b->cap * 2 : 16;
+		struct batch_item *items = realloc(b->items, cap * sizeof(*items));
+		if (items == NULL)
+			goto err_nomem;
+		b->items = items;
+		b->cap = cap;
+	}
+	if (buf_reserve(&b->body, BATCH_FRAME + len) != 0)
+		goto err_nomem;
+	frame[0] = (unsigned char)(len >> 24);
+	frame[1] = (unsigned char)(len >> 16);
+	frame[2] = (unsigned char)(len >> 8);
+	frame[3] = (unsigned char)len;
+	buf_append(&b->body, frame, sizeof(frame));
+	for (unsigned i = 0; i < n_iov; i++)
+		buf_append(&b->body, iov[i].base, iov[i].len);
+	b->items[b->n].cb = cb;
+	b->items[b->n].data = data;
+	b->n++;
+	if (!uv_is_active((uv_handle_t *)&c->batch_timer))
+		uv_timer_start(&c->batch_timer, batch_timer_cb, 0, 0);
+	return 0;
+
+err_nomem:
+	if (b->n == 0) {
+		TAILQ_REMOVE(&c->batches, b, link);
+		batch_free(b);
+	}
 	return -ENOMEM;
 }
 
@@ -380,6 +617,7 @@ void http_client_close(struct http_client *c, void (*cb)(void *data), void *data
 {
 	struct creq *r;
 	struct poll_ctx *p;
+	struct batch *b;
 
 	if (c == NULL) {
 		if (cb != NULL)
@@ -405,12 +643,19 @@ void http_client_close(struct http_client *c, void (*cb)(void *data), void *data
 		c->n_idle--;
 		creq_free(r);
 	}
+	/* Batches not sent yet: nothing of them went out. */
+	while ((b = TAILQ_FIRST(&c->batches)) != NULL) {
+		TAILQ_REMOVE(&c->batches, b, link);
+		batch_fail(b, -ECANCELED);
+	}
 	curl_multi_cleanup(c->multi);
 	c->multi = NULL;
 	while ((p = LIST_FIRST(&c->polls)) != NULL)
 		poll_destroy(p);
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->timer, timer_close_cb);
+	uv_timer_stop(&c->batch_timer);
+	uv_close((uv_handle_t *)&c->batch_timer, timer_close_cb);
 }
 
 int http_client_request(struct http_client *c, const char *method, const char *url,

@@ -62,7 +62,32 @@ int http_client_request(struct http_client *c, const char *method, const char *u
 			const char *const *headers, const void *body, size_t body_len,
 			unsigned flags, unsigned timeout_ms, http_client_cb cb, void *data);
 
-/* Number of requests in flight. */
+/* Batched requests: items given during one loop iteration for the same
+ * URL leave together, from the loop (a 0 ms timer), as one POST to @url
+ * whose body is the items in call order, each preceded by its length
+ * (4 bytes, big endian). The server answers 200 with one result per item,
+ * in order, framed the same way. The headers and timeout of a batch are
+ * those of its first item. A batch holds at most HTTP_CLIENT_BATCH_ITEMS
+ * items and HTTP_CLIENT_BATCH_BYTES bytes (one bigger item goes alone).
+ * The item (@n_iov pieces, copied) is never sent twice (no
+ * HTTP_CLIENT_IDEMPOTENT).
+ * @cb runs once per item, never from within this call, when this returns
+ * 0: @err as for http_client_request() (the fate of the whole POST), or 0
+ * with @res: a 200 answer gives status 200 and this item's result as the
+ * body; any other answer gives every item of the batch that status and
+ * the whole body. A 200 answer without a result for this item gives -EIO
+ * (outcome unknown). Errors: -ENOMEM, -EINVAL, -ECANCELED (closing). */
+#define HTTP_CLIENT_BATCH_ITEMS 512u
+#define HTTP_CLIENT_BATCH_BYTES (1024u * 1024u)
+struct http_client_iov {
+	const void *base;
+	size_t len;
+};
+int http_client_batch(struct http_client *c, const char *url, const char *const *headers,
+		      const struct http_client_iov *iov, unsigned n_iov, unsigned timeout_ms,
+		      http_client_cb cb, void *data);
+
+/* Number of requests in flight (a batch counts once). */
 unsigned http_client_pending(const struct http_client *c);
 
 #endif

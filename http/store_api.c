@@ -4,7 +4,9 @@
  * are raw bytes (base64 in JSON). GET reads one key, ?list=true a prefix
  * (with limit and an opaque continue token), ?watch=true streams events.
  * Reads are linearizable unless ?consistency=local. PUT and DELETE go
- * through Raft on the leader; a follower forwards them.
+ * through Raft on the leader; a follower forwards them to the leader in
+ * batches (POST /capstan/v1/store from another master, see "batched
+ * forwarding" below).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,10 +31,12 @@ struct read_op {
 struct write_op {
 	struct http_op op; /* first */
 	struct replica_apply apply;
-	bool is_delete;
-	char *key;
 	size_t key_len;
+	char key[]; /* NUL-terminated */
 };
+
+/* Room for the JSON answer of a successful write with a short key. */
+#define STORE_ANSWER_MAX 512
 
 static json_t *jkey(const char *key, size_t len)
 {
@@ -284,30 +288,44 @@ static void do_read(struct http_request *hr, const char *key, size_t key_len, bo
 
 static void write_op_free(struct write_op *w)
 {
-	free(w->key);
 	http__op_free(&w->op);
 }
 
-/* Once replica_apply() has taken the entry, any failure may still see it
- * commit: such a write is answered 504 (outcome unknown), never "not done". */
-static void apply_cb(struct replica_apply *a, int status, const struct store_result *res)
+/* The answer {"key","createRevision","modRevision","revision"} of a write
+ * written straight into @buf (as jansson would, without its cost: this is
+ * the answer of every write); 0 when the key needs escaping or does not
+ * fit (the caller then uses jansson). */
+static int write_answer_json(char *buf, size_t size, const char *key, size_t key_len,
+			     const struct store_result *res)
 {
-	struct write_op *w = a->data;
-	struct http_request *hr = w->op.hr;
-	h2o_req_t *req = http__op_detach(&w->op);
-	json_t *o;
+	int n;
 
-	if (req == NULL) {
-		write_op_free(w);
-		return;
+	if (key_len > size / 2)
+		return 0;
+	for (size_t i = 0; i < key_len; i++) {
+		unsigned char c = (unsigned char)key[i];
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			return 0;
 	}
-	if (status == REPLICA_ENOTLEADER) {
-		/* Not in the contract of the callback; if it ever comes, the
-		 * entry was not appended. */
-		write_op_free(w);
-		http__write_not_leader(hr);
-		return;
-	} else if (status == REPLICA_EUNKNOWN) {
+	n = snprintf(buf, size,
+		     "{\"key\":\"%.*s\",\"createRevision\":%llu,\"modRevision\":%llu,"
+		     "\"revision\":%llu}",
+		     (int)key_len, key, (unsigned long long)res->create_rev,
+		     (unsigned long long)res->mod_rev, (unsigned long long)res->rev);
+	return n > 0 && (size_t)n < size ? n : 0;
+}
+
+/* Answers a write from the replica's answer (@status, @res), on the leader
+ * or on the follower that forwarded it in a batch. Once replica_apply()
+ * has taken the entry, any failure may still see it commit: such a write
+ * is answered 504 (outcome unknown), never "not done". */
+static void answer_write(h2o_req_t *req, const char *key, size_t key_len, int status,
+			 const struct store_result *res)
+{
+	char body[STORE_ANSWER_MAX];
+	int n;
+
+	if (status == REPLICA_EUNKNOWN) {
 		http_send_status(req, 504, "Timeout",
 				 "leadership was lost during the write: its outcome is unknown");
 	} else if (status == REPLICA_ESHUTDOWN) {
@@ -320,20 +338,22 @@ static void apply_cb(struct replica_apply *a, int status, const struct store_res
 				 strerror(-status));
 	} else if (res->status == STORE_EEXIST) {
 		http_send_status(req, 409, "AlreadyExists", "key \"%.*s\" already exists",
-				 (int)w->key_len, w->key);
+				 (int)key_len, key);
 	} else if (res->status == STORE_ESTALE) {
 		http_send_status(req, 409, "Conflict",
 				 "key \"%.*s\" has been modified: its modRevision is %llu",
-				 (int)w->key_len, w->key, (unsigned long long)res->mod_rev);
+				 (int)key_len, key, (unsigned long long)res->mod_rev);
 	} else if (res->status == STORE_ENOENT) {
-		http_send_status(req, 404, NULL, "key \"%.*s\" not found", (int)w->key_len, w->key);
+		http_send_status(req, 404, NULL, "key \"%.*s\" not found", (int)key_len, key);
 	} else if (res->status != 0) {
 		http_send_status(req, 500, NULL, "the store refused the write: %s",
 				 strerror(-res->status));
+	} else if ((n = write_answer_json(body, sizeof(body), key, key_len, res)) > 0) {
+		http_send_raw(req, 200, "application/json", body, (size_t)n);
 	} else {
-		o = json_object();
+		json_t *o = json_object();
 		if (o != NULL) {
-			json_object_set_new(o, "key", jkey(w->key, w->key_len));
+			json_object_set_new(o, "key", jkey(key, key_len));
 			json_object_set_new(o, "createRevision",
 					    json_integer((json_int_t)res->create_rev));
 			json_object_set_new(o, "modRevision", json_integer((json_int_t)res->mod_rev));
@@ -341,6 +361,26 @@ static void apply_cb(struct replica_apply *a, int status, const struct store_res
 		}
 		http_send_json(req, 200, o);
 	}
+}
+
+static void apply_cb(struct replica_apply *a, int status, const struct store_result *res)
+{
+	struct write_op *w = a->data;
+	struct http_request *hr = w->op.hr;
+	h2o_req_t *req = http__op_detach(&w->op);
+
+	if (req == NULL) {
+		write_op_free(w);
+		return;
+	}
+	if (status == REPLICA_ENOTLEADER) {
+		/* Not in the contract of the callback; if it ever comes, the
+		 * entry was not appended. */
+		write_op_free(w);
+		http__write_not_leader(hr);
+		return;
+	}
+	answer_write(req, w->key, w->key_len, status, res);
 	write_op_free(w);
 }
 
@@ -351,6 +391,370 @@ static uint64_t wall_ms(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+
+/* Answers a write that replica_apply() refused (nothing was appended). */
+static void answer_refused(struct http_request *hr, int rv)
+{
+	if (rv == REPLICA_ENOTLEADER)
+		http__write_not_leader(hr);
+	else if (rv == REPLICA_ESHUTDOWN && hr->forwarded)
+		http__send_not_handled(hr->req, "the server is shutting down");
+	else if (rv == REPLICA_ESHUTDOWN)
+		http_send_status(hr->req, 503, NULL, "the server is shutting down");
+	else
+		http_send_status(hr->req, 500, NULL, "the write failed: %s", strerror(-rv));
+}
+
+/* ------------------------------------------------- batched forwarding
+ *
+ * A follower forwards store writes to the leader in batches (one POST per
+ * loop iteration, http_client_batch()) instead of one HTTP request each;
+ * the leader applies every item of a batch through replica_apply() (they
+ * reach the log together) and answers once with each item's outcome, from
+ * which the follower builds the answer itself.
+ *
+ * Item: type (1 byte: PUT 1, DELETE 2), condition (1), 0 (2), key length
+ * (4, big endian), modRevision (8), the key, then the value.
+ * Result: kind (1 byte: FWD_APPLIED, the replica's callback answered with
+ * code; FWD_REFUSED, replica_apply() refused with code and nothing was
+ * appended), 0 (3), code (4, signed), the store's status (4, signed), 0
+ * (4), createRevision, modRevision, revision (8 each).
+ * The outcome rules of forward.c hold per item: refused by a replica that
+ * is not the leader (or closing), a batch answered HTTP_STATUS_NOT_HANDLED,
+ * or nothing sent: wait for a leader and dispatch again; sent and then
+ * lost: 504, outcome unknown, never sent again. Values too big for a
+ * batch, and leaders that do not know batches (405), take forward.c. */
+#define FWD_ITEM_HEAD 16u
+#define FWD_RESULT 40u
+#define FWD_APPLIED 0
+#define FWD_REFUSED 1
+#define FWD_BATCH_ITEM_MAX (64u * 1024)
+#define FWD_CONTENT_TYPE "application/vnd.capstan.store-batch"
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+/* Follower: one forwarded write. */
+struct fwd_write {
+	struct http_op op; /* first */
+	size_t key_len;
+	char key[]; /* NUL-terminated */
+};
+
+/* Nothing was done: wait for a (new) leader, then dispatch again. */
+static void fwd_write_again(struct fwd_write *f)
+{
+	struct http_server *s = f->op.server;
+	struct http_request *hr = f->op.req != NULL ? f->op.hr : NULL;
+
+	http__op_free(&f->op);
+	http__leader_invalidate(s);
+	if (hr != NULL) /* else the client left: nothing to do */
+		http__wait_leader(hr, 503, "the leader is unreachable, try again");
+}
+
+static void fwd_write_fail(struct fwd_write *f, int code, const char *reason, const char *msg)
+{
+	h2o_req_t *req = http__op_detach(&f->op);
+
+	if (req != NULL)
+		http_send_status(req, code, reason, "%s", msg);
+	http__op_free(&f->op);
+}
+
+static void fwd_write_result(struct fwd_write *f, const struct http_client_response *res)
+{
+	const unsigned char *p = (const unsigned char *)res->body;
+	struct store_result sr;
+	h2o_req_t *req;
+	int code;
+
+	if (res->body_len != FWD_RESULT || (p[0] != FWD_APPLIED && p[0] != FWD_REFUSED)) {
+		fwd_write_fail(f, 504, "Timeout",
+			       "the leader gave an invalid answer: the outcome of the request is "
+			       "unknown");
+		return;
+	}
+	code = (int)(int32_t)get_be32(p + 4);
+	if (p[0] == FWD_REFUSED && (code == REPLICA_ENOTLEADER || code == REPLICA_ESHUTDOWN)) {
+		fwd_write_again(f);
+		return;
+	}
+	req = http__op_detach(&f->op);
+	if (req == NULL) {
+		http__op_free(&f->op);
+		return;
+	}
+	if (p[0] == FWD_REFUSED) {
+		http_send_status(req, 500, NULL, "the write failed: %s", strerror(-code));
+	} else {
+		sr.status = (int)(int32_t)get_be32(p + 8);
+		sr.create_rev = get_be64(p + 16);
+		sr.mod_rev = get_be64(p + 24);
+		sr.rev = get_be64(p + 32);
+		if (code == REPLICA_ENOTLEADER) /* see apply_cb(): not appended */
+			code = REPLICA_EUNKNOWN;
+		answer_write(req, f->key, f->key_len, code, &sr);
+	}
+	http__op_free(&f->op);
+}
+
+static void fwd_write_cb(void *data, int err, const struct http_client_response *res)
+{
+	struct fwd_write *f = data;
+	struct http_request *hr;
+	h2o_req_t *req;
+
+	if (err == 0 && res->status == 200) {
+		fwd_write_result(f, res);
+		return;
+	}
+	if (err == 0 && res->status == HTTP_STATUS_NOT_HANDLED) {
+		fwd_write_again(f);
+		return;
+	}
+	if (err == 0 && res->status == 405) {
+		/* A leader that does not take batches did nothing: forward
+		 * this one the classic way. */
+		hr = f->op.req != NULL ? f->op.hr : NULL;
+		http__op_free(&f->op);
+		if (hr != NULL)
+			http__forward(hr);
+		return;
+	}
+	if (err == 0) {
+		req = http__op_detach(&f->op);
+		if (req != NULL) {
+			if (res->status >= 200 && res->status <= 599)
+				http_send_raw(req, (int)res->status, res->content_type, res->body,
+					      res->body_len);
+			else
+				http_send_status(req, 504, "Timeout",
+						 "the leader gave an invalid answer: the outcome "
+						 "of the request is unknown");
+		}
+		http__op_free(&f->op);
+		return;
+	}
+	switch (err) {
+	case -ENOTCONN:
+		fwd_write_again(f);
+		break;
+	case -ECANCELED:
+		fwd_write_fail(f, 503, NULL, "the server is shutting down");
+		break;
+	case -ENOMEM:
+		fwd_write_fail(f, 500, NULL, "out of memory");
+		break;
+	default: /* -ETIMEDOUT, -EIO */
+		http__leader_invalidate(f->op.server);
+		fwd_write_fail(f, 504, "Timeout",
+			       "the leader did not answer: the outcome of the request is unknown");
+		break;
+	}
+}
+
+/* Follower: forwards @cmd in the leader's next batch (or the classic way
+ * when it is too big for one). */
+static void forward_write(struct http_request *hr, const struct store_cmd *cmd)
+{
+	static const char *const headers[] = {
+		"Content-Type: " FWD_CONTENT_TYPE,
+		HTTP_FORWARDED_HEADER ": batch",
+		NULL,
+	};
+	struct http_server *s = hr->server;
+	const char *leader = http__leader_url(s);
+	unsigned char head[FWD_ITEM_HEAD];
+	struct http_client_iov iov[3];
+	struct fwd_write *f;
+	char url[sizeof(s->leader.url) + sizeof("/capstan/v1/store")];
+	int rv;
+
+	if (leader[0] == '\0' || s->leader.is_self) {
+		http__wait_leader(hr, 503, "no leader is known, try again");
+		return;
+	}
+	if (cmd->key_len + cmd->val_len > FWD_BATCH_ITEM_MAX ||
+	    (size_t)snprintf(url, sizeof(url), "%s/capstan/v1/store", leader) >= sizeof(url)) {
+		http__forward(hr);
+		return;
+	}
+	f = http__op_new(hr, sizeof(*f) + cmd->key_len + 1);
+	if (f == NULL)
+		return;
+	memcpy(f->key, cmd->key, cmd->key_len);
+	f->key[cmd->key_len] = '\0';
+	f->key_len = cmd->key_len;
+	memset(head, 0, sizeof(head));
+	head[0] = (unsigned char)cmd->type;
+	head[1] = (unsigned char)cmd->cond;
+	put_be32(head + 4, (uint32_t)cmd->key_len);
+	put_be64(head + 8, cmd->mod_rev);
+	iov[0].base = head;
+	iov[0].len = sizeof(head);
+	iov[1].base = cmd->key;
+	iov[1].len = cmd->key_len;
+	iov[2].base = cmd->val;
+	iov[2].len = cmd->val_len;
+	rv = http_client_batch(s->client, url, headers, iov, 3, HTTP_FORWARD_TIMEOUT_MS,
+			       fwd_write_cb, f);
+	if (rv == -ECANCELED)
+		fwd_write_fail(f, 503, NULL, "the server is shutting down");
+	else if (rv != 0)
+		fwd_write_fail(f, 500, NULL, "cannot forward the request to the leader");
+}
+
+/* Leader: one batch of forwarded writes, answered when all are. */
+struct batch_entry {
+	struct replica_apply apply;
+	struct batch_op *batch;
+	int kind;
+	int code;
+	struct store_result res;
+};
+
+struct batch_op {
+	struct http_op op; /* first */
+	unsigned n;
+	unsigned left; /* entries not answered yet */
+	struct batch_entry e[];
+};
+
+static void batch_finish(struct batch_op *b)
+{
+	h2o_req_t *req = http__op_detach(&b->op);
+	unsigned char *body, *p;
+	size_t len = (size_t)b->n * (4 + FWD_RESULT);
+
+	if (req == NULL) {
+		http__op_free(&b->op);
+		return;
+	}
+	body = h2o_mem_alloc_pool(&req->pool, len);
+	for (unsigned i = 0; i < b->n; i++) {
+		struct batch_entry *e = &b->e[i];
+		p = body + (size_t)i * (4 + FWD_RESULT);
+		memset(p, 0, 4 + FWD_RESULT);
+		put_be32(p, FWD_RESULT);
+		p += 4;
+		p[0] = (unsigned char)e->kind;
+		put_be32(p + 4, (uint32_t)(int32_t)e->code);
+		put_be32(p + 8, (uint32_t)(int32_t)e->res.status);
+		put_be64(p + 16, e->res.create_rev);
+		put_be64(p + 24, e->res.mod_rev);
+		put_be64(p + 32, e->res.rev);
+	}
+	http__op_free(&b->op);
+	http_send_raw(req, 200, FWD_CONTENT_TYPE, body, len);
+}
+
+static void batch_apply_cb(struct replica_apply *a, int status, const struct store_result *res)
+{
+	struct batch_entry *e = a->data;
+	struct batch_op *b = e->batch;
+
+	e->kind = FWD_APPLIED;
+	e->code = status;
+	if (status == 0 && res != NULL)
+		e->res = *res;
+	if (--b->left == 0)
+		batch_finish(b);
+}
+
+/* Leader: POST /capstan/v1/store from another master (see above). */
+static void do_batch(struct http_request *hr)
+{
+	h2o_req_t *req = hr->req;
+	const unsigned char *p = (const unsigned char *)req->entity.base;
+	size_t len = req->entity.len, off = 0;
+	unsigned n = 0;
+	struct batch_op *b;
+	uint64_t now;
+
+	if (!hr->forwarded) {
+		http_send_status(req, 405, NULL, "method POST is not allowed on the store");
+		return;
+	}
+	/* Validate the whole batch first: all or nothing. */
+	while (off < len) {
+		uint32_t item, key_len;
+		if (len - off < 4 || (item = get_be32(p + off)) > len - off - 4 ||
+		    item < FWD_ITEM_HEAD || (key_len = get_be32(p + off + 8)) > item - FWD_ITEM_HEAD ||
+		    (p[off + 4] != STORE_CMD_PUT && p[off + 4] != STORE_CMD_DELETE) ||
+		    p[off + 5] > STORE_COND_MOD_REV || n >= HTTP_CLIENT_BATCH_ITEMS) {
+			http_send_status(req, 400, NULL, "malformed batch of writes");
+			return;
+		}
+		off += 4 + item;
+		n++;
+	}
+	if (n == 0) {
+		http_send_status(req, 400, NULL, "empty batch of writes");
+		return;
+	}
+	if (!http__write_here(hr))
+		return;
+	b = http__op_new(hr, sizeof(*b) + n * sizeof(b->e[0]));
+	if (b == NULL)
+		return;
+	b->n = n;
+	b->left = n + 1; /* +1 until every entry was submitted */
+	now = wall_ms();
+	off = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct batch_entry *e = &b->e[i];
+		uint32_t item = get_be32(p + off);
+		const unsigned char *q = p + off + 4;
+		struct store_cmd cmd = {0};
+		int rv;
+
+		cmd.type = (enum store_cmd_type)q[0];
+		cmd.cond = (enum store_cond)q[1];
+		cmd.key_len = get_be32(q + 4);
+		cmd.mod_rev = get_be64(q + 8);
+		cmd.key = (const char *)q + FWD_ITEM_HEAD;
+		if (cmd.type == STORE_CMD_PUT) {
+			cmd.val = q + FWD_ITEM_HEAD + cmd.key_len;
+			cmd.val_len = item - FWD_ITEM_HEAD - cmd.key_len;
+		}
+		cmd.time_ms = now;
+		off += 4 + item;
+		e->batch = b;
+		e->apply.data = e;
+		rv = replica_apply(hr->server->replica, &e->apply, &cmd, batch_apply_cb);
+		if (rv != 0) {
+			e->kind = FWD_REFUSED;
+			e->code = rv;
+			b->left--;
+		}
+	}
+	if (--b->left == 0)
+		batch_finish(b);
+}
+
+/* ------------------------------------------------------------ PUT, DELETE */
 
 static void do_write(struct http_request *hr, const char *key, size_t key_len, bool is_delete)
 {
@@ -372,32 +776,29 @@ static void do_write(struct http_request *hr, const char *key, size_t key_len, b
 		http_send_status(hr->req, 400, NULL, "use either create or modRevision");
 		return;
 	}
-	if (!http__write_here(hr))
-		return;
-	w = http__op_new(hr, sizeof(*w));
-	if (w == NULL)
-		return;
-	w->is_delete = is_delete;
-	w->key = malloc(key_len + 1);
-	if (w->key == NULL) {
-		http__op_detach(&w->op);
-		write_op_free(w);
-		http_send_status(hr->req, 500, NULL, "out of memory");
-		return;
-	}
-	memcpy(w->key, key, key_len);
-	w->key[key_len] = '\0';
-	w->key_len = key_len;
 	cmd.type = is_delete ? STORE_CMD_DELETE : STORE_CMD_PUT;
 	cmd.cond = create ? STORE_COND_ABSENT : has_mod_rev ? STORE_COND_MOD_REV : STORE_COND_NONE;
 	cmd.mod_rev = mod_rev;
-	cmd.time_ms = wall_ms();
-	cmd.key = w->key;
+	cmd.key = key;
 	cmd.key_len = key_len;
 	if (!is_delete) {
 		cmd.val = hr->req->entity.base != NULL ? hr->req->entity.base : "";
 		cmd.val_len = hr->req->entity.len;
 	}
+	if (!hr->forwarded && http__role(s) == HTTP_ROLE_FOLLOWER) {
+		forward_write(hr, &cmd);
+		return;
+	}
+	if (!http__write_here(hr))
+		return;
+	w = http__op_new(hr, sizeof(*w) + key_len + 1);
+	if (w == NULL)
+		return;
+	memcpy(w->key, key, key_len);
+	w->key[key_len] = '\0';
+	w->key_len = key_len;
+	cmd.key = w->key;
+	cmd.time_ms = wall_ms();
 	w->apply.data = w;
 	rv = replica_apply(s->replica, &w->apply, &cmd, apply_cb);
 	if (rv == 0)
@@ -405,14 +806,7 @@ static void do_write(struct http_request *hr, const char *key, size_t key_len, b
 	/* Not appended: nothing was done. */
 	http__op_detach(&w->op);
 	write_op_free(w);
-	if (rv == REPLICA_ENOTLEADER)
-		http__write_not_leader(hr);
-	else if (rv == REPLICA_ESHUTDOWN && hr->forwarded)
-		http__send_not_handled(hr->req, "the server is shutting down");
-	else if (rv == REPLICA_ESHUTDOWN)
-		http_send_status(hr->req, 503, NULL, "the server is shutting down");
-	else
-		http_send_status(hr->req, 500, NULL, "the write failed: %s", strerror(-rv));
+	answer_refused(hr, rv);
 }
 
 /* ------------------------------------------------------------ entry */
@@ -463,6 +857,10 @@ void http__store(struct http_request *hr)
 	}
 	if (http__method_is(req, "DELETE")) {
 		do_write(hr, key, key_len, true);
+		return;
+	}
+	if (http__method_is(req, "POST") && raw_len == 0) {
+		do_batch(hr);
 		return;
 	}
 	http_send_status(req, 405, NULL, "method %.*s is not allowed on the store",

@@ -22,6 +22,7 @@
 enum action {
 	ANSWER, /* 200 "ok", connection kept */
 	DROP,   /* close the connection without an answer */
+	ANSWER_BATCH, /* 200 with two framed results "A" and "BC" */
 };
 
 #define MAX_REQUESTS 8
@@ -40,6 +41,8 @@ struct server {
 	enum action actions[MAX_REQUESTS];
 	unsigned n_requests; /* complete requests received */
 	char last_line[256];  /* request line of the last one */
+	char last_body[256];
+	size_t last_body_len;
 };
 
 struct fixture {
@@ -81,18 +84,22 @@ static void write_cb(uv_write_t *w, int status)
 	free(w);
 }
 
-static void answer(struct peer *p)
+static void answer(struct peer *p, enum action a)
 {
 	static char text[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
 			     "Content-Length: 2\r\n\r\nok";
+	static char batch[] = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+			      "Content-Length: 11\r\n\r\n\0\0\0\1A\0\0\0\2BC";
 	uv_write_t *w = malloc(sizeof(*w));
-	uv_buf_t b = uv_buf_init(text, sizeof(text) - 1);
+	uv_buf_t b = a == ANSWER_BATCH ? uv_buf_init(batch, sizeof(batch) - 1)
+				       : uv_buf_init(text, sizeof(text) - 1);
 
 	assert_non_null(w);
 	assert_int_equal(uv_write(w, (uv_stream_t *)&p->tcp, &b, 1, write_cb), 0);
 }
 
-/* Requests have no body here: each ends with an empty line. */
+/* A request ends with an empty line, then Content-Length bytes of body
+ * (kept in last_body, up to its size). */
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct peer *p = s->data;
@@ -110,14 +117,22 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		enum action a = srv->n_requests < MAX_REQUESTS ? srv->actions[srv->n_requests]
 							       : ANSWER;
 		size_t used = (size_t)(end + 4 - p->buf);
+		const char *cl = strstr(p->buf, "Content-Length: ");
+		size_t body = cl != NULL && cl < end ? strtoul(cl + 16, NULL, 10) : 0;
+
+		if (p->len < used + body)
+			break; /* the rest of the body is still to come */
+		srv->last_body_len = body < sizeof(srv->last_body) ? body : sizeof(srv->last_body);
+		memcpy(srv->last_body, p->buf + used, srv->last_body_len);
+		used += body;
 
 		srv->n_requests++;
 		snprintf(srv->last_line, sizeof(srv->last_line), "%.*s",
 			 (int)strcspn(p->buf, "\r"), p->buf);
 		memmove(p->buf, p->buf + used, p->len - used + 1);
 		p->len -= used;
-		if (a == ANSWER)
-			answer(p);
+		if (a != DROP)
+			answer(p, a);
 		else
 			peer_close(p);
 	}
@@ -327,6 +342,105 @@ static void close_cancels_unsent(void **state)
 			 0);
 }
 
+/* ------------------------------------------------------------ batches */
+
+struct item {
+	bool done;
+	int err;
+	long status;
+	char body[16];
+};
+
+static void item_cb(void *data, int err, const struct http_client_response *res)
+{
+	struct item *it = data;
+
+	it->done = true;
+	it->err = err;
+	it->status = res != NULL ? res->status : 0;
+	snprintf(it->body, sizeof(it->body), "%s", res != NULL ? res->body : "");
+}
+
+static void batch_two(struct fixture *f, struct item *a, struct item *b)
+{
+	char url[64];
+	struct http_client_iov one[] = {{"x", 1}};
+	struct http_client_iov two[] = {{"yy", 2}, {"z", 1}};
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/b", f->server.port);
+	assert_int_equal(http_client_batch(f->client, url, NULL, one, 1, 5000, item_cb, a), 0);
+	assert_int_equal(http_client_batch(f->client, url, NULL, two, 2, 5000, item_cb, b), 0);
+	/* Never from within the call. */
+	assert_false(a->done);
+	assert_false(b->done);
+}
+
+/* Items of one loop iteration leave as one POST; each gets its result. */
+static void batch_is_one_request(void **state)
+{
+	struct fixture *f = *state;
+	struct item a = {0}, b = {0};
+
+	f->server.actions[0] = ANSWER_BATCH;
+	batch_two(f, &a, &b);
+	while (!a.done || !b.done)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_int_equal(f->server.n_requests, 1);
+	assert_string_equal(f->server.last_line, "POST /b HTTP/1.1");
+	assert_int_equal(f->server.last_body_len, 12);
+	assert_memory_equal(f->server.last_body, "\0\0\0\1x\0\0\0\3yyz", 12);
+	assert_int_equal(a.err, 0);
+	assert_int_equal(a.status, 200);
+	assert_string_equal(a.body, "A");
+	assert_int_equal(b.err, 0);
+	assert_string_equal(b.body, "BC");
+}
+
+/* A 200 answer without a result for an item: outcome unknown. */
+static void batch_short_answer_is_unknown(void **state)
+{
+	struct fixture *f = *state;
+	struct item a = {0}, b = {0};
+
+	f->server.actions[0] = ANSWER; /* "ok": no framed result at all */
+	batch_two(f, &a, &b);
+	while (!a.done || !b.done)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_int_equal(a.err, -EIO);
+	assert_int_equal(b.err, -EIO);
+}
+
+static void batch_dropped_is_unknown(void **state)
+{
+	struct fixture *f = *state;
+	struct item a = {0}, b = {0};
+
+	f->server.actions[0] = DROP;
+	batch_two(f, &a, &b);
+	while (!a.done || !b.done)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_int_equal(a.err, -EIO);
+	assert_int_equal(b.err, -EIO);
+	assert_int_equal(f->server.n_requests, 1);
+}
+
+static void batch_close_cancels_unsent(void **state)
+{
+	struct fixture *f = *state;
+	struct item a = {0}, b = {0};
+
+	batch_two(f, &a, &b);
+	http_client_close(f->client, closed_cb, f);
+	assert_true(a.done && b.done);
+	assert_int_equal(a.err, -ECANCELED);
+	assert_int_equal(b.err, -ECANCELED);
+	while (!f->closed)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_int_equal(f->server.n_requests, 0);
+	assert_int_equal(http_client_new(&f->loop, &(struct http_client_config){0}, &f->client),
+			 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +451,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(never_sent_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(idempotent_may_be_resent, setup, teardown),
 		cmocka_unit_test_setup_teardown(close_cancels_unsent, setup, teardown),
+		cmocka_unit_test_setup_teardown(batch_is_one_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(batch_short_answer_is_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(batch_dropped_is_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(batch_close_cancels_unsent, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("http_client", tests, NULL, NULL);
