@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +34,7 @@
 #include "src/node/creds.h"
 #include "src/node/logsrv.h"
 #include "src/node/pods.h"
+#include "src/node/registries.h"
 
 #define EXIT_USAGE 2
 
@@ -83,6 +86,10 @@ static const struct config_option options[] = {
 	    "first CrashLoopBackOff delay; it doubles after each crash"),
 	OPT("backoff-max", CONFIG_DURATION, "5m", "DUR", backoff_max_ms, 86400000,
 	    "longest CrashLoopBackOff delay"),
+	OPT("registry", CONFIG_STRINGS, NULL, "HOST=URL[,KEY=VALUE]", registries, 0,
+	    "pull images named HOST/... from the registry at URL (http:// or https://; empty: "
+	    "https://HOST); keys ca-file=FILE, username=USER, password-file=FILE, "
+	    "password=PASS (repeatable)"),
 	OPT("log-level", CONFIG_LOG_LEVEL, "info", "LEVEL", log_level, 0,
 	    "log up to LEVEL: error, warn, info or debug"),
 };
@@ -95,7 +102,9 @@ static const struct config_spec spec = {
 	.options = options,
 	.n_options = sizeof options / sizeof options[0],
 	.footer = "Also: capstan-node image import FILE [NAME] | image list | image remove REF\n"
-		  "(with --state-dir DIR before 'image' when not the default).\n"
+		  "(with --state-dir DIR before 'image' when not the default), and\n"
+		  "capstan-node cleanup: stop and remove every container, pod sandbox and\n"
+		  "mount the agent left (it must not be running; same --state-dir, --run-dir).\n"
 		  "\nSee capstan-node(8).\n",
 };
 
@@ -185,12 +194,203 @@ out:
 	return code;
 }
 
+/* ------------------------------------------------------------ cleanup */
+
+/* One ASYNC runtime operation at a time, run to completion. */
+struct wait_op {
+	bool done;
+	int err;
+	char **ids;
+};
+
+static void wait_done_cb(void *data, int err, const char *msg)
+{
+	struct wait_op *w = data;
+
+	(void)msg;
+	w->err = err;
+	w->done = true;
+}
+
+static void wait_cni_cb(void *data, int err, const char *ip, const char *msg)
+{
+	(void)ip;
+	wait_done_cb(data, err, msg);
+}
+
+static void wait_list_cb(void *data, int err, const struct rt_state *states, size_t n)
+{
+	struct wait_op *w = data;
+	size_t i;
+
+	w->err = err;
+	for (i = 0; err == 0 && i < n; i++)
+		node_strv_add(&w->ids, states[i].id);
+	w->done = true;
+}
+
+static void wait_result_cb(void *data, int err, const struct rt_result *res)
+{
+	(void)res;
+	wait_done_cb(data, err, NULL);
+}
+
+static void run_until(uv_loop_t *loop, struct wait_op *w, int started)
+{
+	if (started != 0) {
+		w->err = started;
+		return;
+	}
+	while (!w->done)
+		uv_run(loop, UV_RUN_ONCE);
+}
+
+static int unmount_under(const char *dir);
+
+/* `capstan-node cleanup`: what the agent leaves running on purpose when it
+ * stops (its containers outlive it) goes away: every container under the
+ * run dir's runc root is killed and deleted with its bundle and rootfs,
+ * every pod sandbox gets CNI DEL and loses its namespaces, mounts left
+ * under the state and run dirs are detached, the CNI bridge is deleted.
+ * For a node taken out of service ('capstan local down' runs it); the
+ * agent itself must not be running. */
+static int cleanup_cmd(struct node_config *cfg)
+{
+	uv_loop_t loop;
+	struct rt *rt = NULL;
+	struct wait_op w = {0};
+	char **sbs = NULL, path[PATH_MAX];
+	size_t i;
+	int rv, failed = 0;
+
+	uv_loop_init(&loop);
+	rv = make_rt(cfg, &loop, &rt);
+	if (rv != 0 && rv != -ENOENT) {
+		fprintf(stderr, "capstan-node: cannot open the runtime: %s\n", strerror(-rv));
+		uv_loop_close(&loop);
+		return EXIT_FAILURE;
+	}
+	run_until(&loop, &w, rt_container_list(rt, wait_list_cb, &w));
+	if (w.err != 0)
+		fprintf(stderr, "capstan-node: runc list: %s\n", strerror(-w.err));
+	for (i = 0; w.ids != NULL && w.ids[i] != NULL; i++) {
+		struct wait_op k = {0}, d = {0};
+		run_until(&loop, &k, rt_container_kill(rt, w.ids[i], SIGKILL, true, wait_done_cb, &k));
+		run_until(&loop, &d, rt_container_delete(rt, w.ids[i], true, wait_done_cb, &d));
+		if (d.err != 0) {
+			fprintf(stderr, "capstan-node: runc delete %s: %s\n", w.ids[i],
+				strerror(-d.err));
+			failed = 1;
+		}
+		rv = rt_container_dir_remove(rt, w.ids[i]);
+		if (rv != 0) {
+			fprintf(stderr, "capstan-node: remove %s: %s\n", w.ids[i], strerror(-rv));
+			failed = 1;
+		}
+		printf("removed container %s\n", w.ids[i]);
+	}
+	node_strv_free(w.ids);
+	if (rt_sandbox_list(rt, &sbs) == 0) {
+		for (i = 0; sbs[i] != NULL; i++) {
+			struct wait_op c = {0};
+			snprintf(path, sizeof(path), "%s/netns/%s", rt_run_dir(rt), sbs[i]);
+			run_until(&loop, &c, rt_cni_del(rt, sbs[i], path, wait_cni_cb, &c));
+			rv = rt_sandbox_ns_remove(rt, sbs[i]);
+			if (rv != 0) {
+				fprintf(stderr, "capstan-node: sandbox %s: %s\n", sbs[i],
+					strerror(-rv));
+				failed = 1;
+			}
+			printf("removed the sandbox of pod %s\n", sbs[i]);
+		}
+		rt_strv_free(sbs);
+	}
+	/* Root filesystems of containers that never reached runc, and
+	 * anything else still mounted (volumes). */
+	snprintf(path, sizeof(path), "%s/runtime/containers", cfg->state_dir);
+	{
+		DIR *d = opendir(path);
+		struct dirent *de;
+		char **left = NULL;
+		while (d != NULL && (de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				node_strv_add(&left, de->d_name);
+		if (d != NULL)
+			closedir(d);
+		for (i = 0; left != NULL && left[i] != NULL; i++)
+			rt_container_dir_remove(rt, left[i]);
+		node_strv_free(left);
+	}
+	if (unmount_under(cfg->state_dir) != 0 || unmount_under(cfg->runc_root) != 0)
+		failed = 1;
+	if (cfg->cni_conf_dir == NULL && cfg->cni_bridge != NULL) {
+		const char *argv[] = {"ip", "link", "del", cfg->cni_bridge, NULL};
+		struct wait_op b = {0};
+		snprintf(path, sizeof(path), "/sys/class/net/%s", cfg->cni_bridge);
+		if (access(path, F_OK) == 0) {
+			run_until(&loop, &b, rt_spawn(rt, argv, NULL, NULL, 0, 10000, wait_result_cb, &b));
+			printf("deleted bridge %s\n", cfg->cni_bridge);
+		}
+	}
+	rt_free(rt);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	uv_loop_close(&loop);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* Detaches every mount point under @dir, deepest first. */
+static int unmount_under(const char *dir)
+{
+	char real[PATH_MAX], line[PATH_MAX * 2], **mps = NULL;
+	size_t n, i, len;
+	FILE *f;
+	int failed = 0;
+
+	if (dir == NULL || realpath(dir, real) == NULL)
+		return 0;
+	len = strlen(real);
+	f = fopen("/proc/self/mounts", "re");
+	if (f == NULL)
+		return -errno;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *mp = strchr(line, ' ');
+		if (mp == NULL)
+			continue;
+		mp++;
+		mp[strcspn(mp, " ")] = '\0';
+		if (strncmp(mp, real, len) == 0 && (mp[len] == '/' || mp[len] == '\0'))
+			node_strv_add(&mps, mp);
+	}
+	fclose(f);
+	n = node_strv_len(mps);
+	/* Longer paths are deeper: unmount them first. */
+	for (i = 0; i < n; i++) {
+		size_t j, best = i;
+		for (j = i + 1; j < n; j++)
+			if (strlen(mps[j]) > strlen(mps[best]))
+				best = j;
+		char *t = mps[i];
+		mps[i] = mps[best];
+		mps[best] = t;
+		if (umount2(mps[i], MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+			failed = -errno;
+	}
+	node_strv_free(mps);
+	return failed;
+}
+
 /* ------------------------------------------------------------ daemon */
+
+struct daemon;
+static int load_registries(const struct node_config *cfg, struct daemon *d);
+static void free_registries(struct daemon *d);
 
 struct daemon {
 	struct node_agent a;
 	struct node_creds creds;
 	struct rt *rt;
+	struct node_registry *regs;
+	struct rt_registry *rt_regs;
 	uv_signal_t sigterm, sigint;
 	int stops_pending;
 };
@@ -219,6 +419,57 @@ static void signal_cb(uv_signal_t *s, int signum)
 	node_pods_stop(d->a.pods, stopped_part_cb, d);
 	node_logsrv_close(d->a.logsrv, stopped_part_cb, d);
 	kclient_close(d->a.kc, stopped_part_cb, d);
+}
+
+static int load_registries(const struct node_config *cfg, struct daemon *d)
+{
+	char err[512];
+	size_t i;
+	int rv;
+
+	if (cfg->registries.n == 0)
+		return 0;
+	d->regs = calloc(cfg->registries.n, sizeof(*d->regs));
+	d->rt_regs = calloc(cfg->registries.n, sizeof(*d->rt_regs));
+	if (d->regs == NULL || d->rt_regs == NULL) {
+		free_registries(d);
+		return -ENOMEM;
+	}
+	for (i = 0; i < cfg->registries.n; i++) {
+		rv = node_registry_parse(cfg->registries.v[i], &d->regs[i], err, sizeof(err));
+		if (rv != 0) {
+			log_error("%s", err);
+			free_registries(d);
+			return rv;
+		}
+		d->rt_regs[i] = (struct rt_registry){
+			.host = d->regs[i].host,
+			.url = d->regs[i].url,
+			.ca_file = d->regs[i].ca_file,
+			.username = d->regs[i].username,
+			.password = d->regs[i].password,
+		};
+		log_info("registry %s at %s%s", d->regs[i].host,
+			 d->regs[i].url != NULL ? d->regs[i].url : "https://",
+			 d->regs[i].url != NULL ? "" : d->regs[i].host);
+	}
+	d->a.registries = d->rt_regs;
+	d->a.n_registries = cfg->registries.n;
+	return 0;
+}
+
+static void free_registries(struct daemon *d)
+{
+	size_t i;
+
+	for (i = 0; d->regs != NULL && i < d->a.cfg->registries.n; i++)
+		node_registry_clear(&d->regs[i]);
+	free(d->regs);
+	free(d->rt_regs);
+	d->regs = NULL;
+	d->rt_regs = NULL;
+	d->a.registries = NULL;
+	d->a.n_registries = 0;
 }
 
 static unsigned port_of(const char *listen)
@@ -256,6 +507,9 @@ static int run(struct node_config *cfg)
 		node__default_ip(d.a.node_ip, sizeof(d.a.node_ip));
 	d.a.listen_port = port_of(cfg->listen);
 	d.a.cfg = cfg;
+	rv = load_registries(cfg, &d);
+	if (rv != 0)
+		return rv == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
 
 	/* Masters: the configured ones, then those learned before. */
 	for (i = 0; i < cfg->server.n; i++)
@@ -269,6 +523,7 @@ static int run(struct node_config *cfg)
 	}
 	if (urls == NULL) {
 		log_error("no master known: give --server URL");
+		free_registries(&d);
 		return EXIT_USAGE;
 	}
 	addrs[0] = d.a.node_ip;
@@ -280,6 +535,7 @@ static int run(struct node_config *cfg)
 	if (rv != 0) {
 		log_error("node credentials: %s", err);
 		node_strv_free(urls);
+		free_registries(&d);
 		return EXIT_FAILURE;
 	}
 	d.a.cert_file = d.creds.cert_file;
@@ -339,6 +595,7 @@ out:
 	uv_loop_close(&loop);
 	node_strv_free(d.a.masters);
 	node_creds_clear(&d.creds);
+	free_registries(&d);
 	return code;
 }
 
@@ -351,10 +608,14 @@ int main(int argc, char *argv[])
 	int rv, code, i, image_at = -1;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Image pulls hold a thread-pool thread for as long as they take:
+	 * libuv's default of 4 would let a few slow pulls stall every other
+	 * pod's disk work. Read once, at the pool's first use. */
+	setenv("UV_THREADPOOL_SIZE", "16", 0);
 	log_init("capstan-node", LOG_LEVEL_INFO);
-	/* "image ..." ends the flags: what follows belongs to it. */
+	/* "image ..." or "cleanup" ends the flags: what follows belongs to it. */
 	for (i = 1; i < argc; i++)
-		if (strcmp(argv[i], "image") == 0) {
+		if (strcmp(argv[i], "image") == 0 || strcmp(argv[i], "cleanup") == 0) {
 			image_at = i;
 			break;
 		}
@@ -377,6 +638,13 @@ int main(int argc, char *argv[])
 		return EXIT_SUCCESS;
 	}
 	log_init("capstan-node", cfg.log_level);
+	if (image_at > 0 && strcmp(argv[image_at], "cleanup") == 0) {
+		code = argc == image_at + 1 ? cleanup_cmd(&cfg) : EXIT_USAGE;
+		if (code == EXIT_USAGE)
+			fprintf(stderr, "capstan-node: cleanup takes no arguments\n");
+		config_free(&spec, &cfg);
+		return code;
+	}
 	if (image_at > 0) {
 		code = image_cmd(&cfg, argc - image_at - 1, argv + image_at + 1);
 		config_free(&spec, &cfg);

@@ -66,6 +66,7 @@ enum {
 	OPT_PURGE,
 	OPT_WAIT,
 	OPT_HOLLOW_NODES,
+	OPT_NODES,
 };
 
 struct master {
@@ -87,7 +88,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: capstan local up --dir DIR [--masters N] [--base-port P] [--capstand FILE] [--timeout DUR]\n"
-		"                       [--hollow-nodes N]\n"
+		"                       [--hollow-nodes N] [--nodes M]\n"
 		"       capstan local down --dir DIR [--purge]\n"
 		"Run a cluster of capstand masters on 127.0.0.1, all in DIR.\n"
 		"\n"
@@ -95,7 +96,9 @@ static void usage(FILE *f)
 		"         restart the masters of an existing DIR that are not running;\n"
 		"         waits until every master is a ready voter and writes\n"
 		"         DIR/kubeconfig\n"
-		"  down   stop every capstand of DIR (SIGTERM, SIGKILL after 10 s)\n"
+		"  down   stop every node agent of DIR and remove its containers\n"
+		"         ('capstan-node cleanup'), then every capstand (SIGTERM,\n"
+		"         SIGKILL after 10 s)\n"
 		"\n"
 		"  --dir DIR          the cluster's directory (required)\n"
 		"  --masters N        number of masters, 1 to %d (default %d, or as many\n"
@@ -108,6 +111,12 @@ static void usage(FILE *f)
 		"  --timeout DUR      how long each step may take (default 60s)\n"
 		"  --hollow-nodes N   up: also run N hollow (fake) nodes for tests, named\n"
 		"                     hollow-0..; logs in DIR/hollow/ (default 0: none)\n"
+		"  --nodes M          up: also run M real node agents (capstan-node, needs\n"
+		"                     root and runc), Nodes n1..nM, each in DIR/nodes/n<N>/\n"
+		"                     with its own state, run dir, port, bridge and pod\n"
+		"                     subnet, joined with a bootstrap token, with the test\n"
+		"                     image localhost/busybox:latest imported when the\n"
+		"                     build tree's image script is found (default 0)\n"
 		"  --purge            down: also delete what capstan created in DIR\n"
 		"  -h, --help         show this help\n"
 		"\n"
@@ -846,6 +855,7 @@ struct up_opts {
 	uint64_t timeout_ms;
 	const char *capstand;
 	uint64_t hollow_nodes;
+	uint64_t nodes;
 };
 
 /* ------------------------------------------------------------ hollow nodes */
@@ -1091,6 +1101,585 @@ static int stop_hollow(const char *dir)
 	printf("hollow nodes: stopped (pid %d)%s\n", (int)pid, killed ? " after SIGKILL" : "");
 	unlink(pidfile);
 	return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ real nodes */
+
+#define NODES_MAX 50
+#define TEST_IMAGE "localhost/busybox:latest"
+
+/* Whether @pid is a live program named @name whose argument after @flag
+ * is @value (pid files can be stale and pids get reused). */
+static bool is_our_prog(pid_t pid, const char *name, const char *flag, const char *value)
+{
+	char p[64], exe[PATH_MAX], *cmdline, *base;
+	size_t len;
+	ssize_t n;
+	bool found = false;
+
+	if (pid <= 0 || pid_gone(pid))
+		return false;
+	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
+	n = readlink(p, exe, sizeof exe - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	if ((size_t)n > 10 && strcmp(exe + n - 10, " (deleted)") == 0)
+		exe[n - 10] = '\0';
+	base = strrchr(exe, '/');
+	base = base != NULL ? base + 1 : exe;
+	if (strcmp(base, name) != 0)
+		return false;
+	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+	if (cli_read_file(p, 1u << 20, &cmdline, &len) != 0)
+		return false;
+	for (size_t i = 0; i < len;) {
+		const char *arg = cmdline + i;
+		size_t al = strlen(arg);
+		if (strcmp(arg, flag) == 0 && i + al + 1 < len && strcmp(arg + al + 1, value) == 0)
+			found = true;
+		i += al + 1;
+	}
+	free(cmdline);
+	return found;
+}
+
+/* A node of the local cluster: DIR/nodes/n<index>/. */
+struct lnode {
+	unsigned index;
+	char dir[PATH_MAX], config[PATH_MAX + 32], name[16];
+	pid_t pid;
+};
+
+static void lnode_init(const struct layout *l, unsigned index, struct lnode *n)
+{
+	char sub[32];
+
+	memset(n, 0, sizeof *n);
+	n->index = index;
+	snprintf(n->name, sizeof n->name, "n%u", index);
+	snprintf(sub, sizeof sub, "nodes/n%u", index);
+	path_join(n->dir, sizeof n->dir, l->dir, sub);
+	snprintf(n->config, sizeof n->config, "%s/capstan-node.yaml", n->dir);
+}
+
+static pid_t lnode_running(struct lnode *n)
+{
+	uint64_t pid;
+
+	n->pid = 0;
+	if (read_uint_file(n->dir, "capstan-node.pid", &pid) != 0 || pid == 0 || pid > INT_MAX)
+		return 0;
+	if (is_our_prog((pid_t)pid, "capstan-node", "--config", n->config))
+		n->pid = (pid_t)pid;
+	return n->pid;
+}
+
+/* capstan-node next to capstan (the build tree), in ../sbin, or in PATH's
+ * usual sbin directories. */
+static int find_node_prog(char *buf, size_t len)
+{
+	static const char *const rel[] = {"capstan-node", "../sbin/capstan-node"};
+	static const char *const abs_paths[] = {"/usr/sbin/capstan-node",
+						"/usr/local/sbin/capstan-node"};
+	char self[PATH_MAX], *slash;
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+				char real[PATH_MAX];
+				if (path_join(buf, len, self, rel[i]) == 0 && access(buf, X_OK) == 0) {
+					if (realpath(buf, real) != NULL)
+						snprintf(buf, len, "%s", real);
+					return CLI_EXIT_OK;
+				}
+			}
+		}
+	}
+	for (size_t i = 0; i < sizeof abs_paths / sizeof abs_paths[0]; i++) {
+		if (access(abs_paths[i], X_OK) == 0) {
+			snprintf(buf, len, "%s", abs_paths[i]);
+			return CLI_EXIT_OK;
+		}
+	}
+	return cli_fail(CLI_EXIT_FAILURE, "capstan-node not found next to capstan or in /usr/sbin");
+}
+
+/* Runs @argv to completion (stdin /dev/null, stderr to @log or
+ * inherited); its stdout goes to @out (NUL-terminated, may be NULL: to
+ * @log too). Returns the exit status, or -1 if it could not run. */
+static int run_prog(const char *const *argv, char *out, size_t out_len, const char *log)
+{
+	int pfd[2] = {-1, -1}, logfd = -1, st;
+	size_t got = 0;
+	pid_t pid;
+
+	if (out != NULL && pipe2(pfd, O_CLOEXEC) != 0)
+		return -1;
+	if (log != NULL)
+		logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		st = -1;
+		goto out;
+	}
+	if (pid == 0) {
+		int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (nullfd < 0 || dup2(nullfd, 0) < 0)
+			_exit(127);
+		if (out != NULL ? dup2(pfd[1], 1) < 0 : (logfd >= 0 && dup2(logfd, 1) < 0))
+			_exit(127);
+		if (logfd >= 0 && dup2(logfd, 2) < 0)
+			_exit(127);
+		close_range(3, ~0U, 0);
+		execvp(argv[0], (char *const *)argv);
+		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (out != NULL) {
+		close(pfd[1]);
+		pfd[1] = -1;
+		for (;;) {
+			ssize_t n = read(pfd[0], out + got, out_len - 1 - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+			if (got == out_len - 1)
+				break;
+		}
+		out[got] = '\0';
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	st = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+out:
+	if (pfd[0] >= 0)
+		close(pfd[0]);
+	if (pfd[1] >= 0)
+		close(pfd[1]);
+	if (logfd >= 0)
+		close(logfd);
+	return st;
+}
+
+/* The test image script: $CAPSTAN_TEST_IMAGE_SCRIPT, else the source tree
+ * of the build tree capstan runs from (abs_top_srcdir of its Makefile).
+ * An installed capstan has none. */
+static bool find_image_script(char *buf, size_t len)
+{
+	const char *env = getenv("CAPSTAN_TEST_IMAGE_SCRIPT");
+	char self[PATH_MAX], mk[PATH_MAX + 16], *text = NULL, *line, *slash;
+	size_t n;
+	ssize_t r;
+	bool found = false;
+
+	if (env != NULL && env[0] != '\0') {
+		snprintf(buf, len, "%s", env);
+		return access(buf, R_OK) == 0;
+	}
+	r = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (r <= 0)
+		return false;
+	self[r] = '\0';
+	slash = strrchr(self, '/');
+	if (slash == NULL)
+		return false;
+	*slash = '\0';
+	snprintf(mk, sizeof mk, "%s/Makefile", self);
+	if (cli_read_file(mk, 16u << 20, &text, &n) != 0)
+		return false;
+	line = strstr(text, "\nabs_top_srcdir = ");
+	if (line != NULL) {
+		line += strlen("\nabs_top_srcdir = ");
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(buf, len, "%s/tests/image/build-busybox-image.sh", line);
+		found = access(buf, R_OK) == 0;
+	}
+	free(text);
+	return found;
+}
+
+/* Writes DIR/nodes/n<i>/capstan-node.yaml once: the node's settings,
+ * kept across restarts. */
+static int lnode_config(const struct layout *l, const struct lnode *n, uint16_t port)
+{
+	char text[8192], state[PATH_MAX + 8], run[PATH_MAX + 8];
+	uint32_t h = 2166136261u;
+	size_t off = 0;
+	int rv;
+
+	if (access(n->config, F_OK) == 0)
+		return CLI_EXIT_OK;
+	/* Bridge names and pod subnets differ between local clusters. */
+	for (const char *p = l->dir; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	snprintf(state, sizeof state, "%s/state", n->dir);
+	snprintf(run, sizeof run, "%s/run", n->dir);
+	off += (size_t)snprintf(text + off, sizeof text - off,
+				"# capstan-node(8) settings of node %s of the local cluster in %s\n"
+				"# (written by 'capstan local up'; the bootstrap token is given on\n"
+				"# the command line at the first start only)\nserver:\n",
+				n->name, l->dir);
+	for (unsigned i = 0; i < l->n; i++)
+		off += (size_t)snprintf(text + off, sizeof text - off, "  - https://127.0.0.1:%u\n",
+					l->m[i].https);
+	off += (size_t)snprintf(text + off, sizeof text - off,
+				"ca-file: %s/pki/ca.crt\n"
+				"state-dir: %s\n"
+				"run-dir: %s\n"
+				"node-name: %s\n"
+				"node-ip: 127.0.0.1\n"
+				"listen: 127.0.0.1:%u\n"
+				"cni-bridge: cpl%04xn%u\n"
+				"pod-cidr: 10.%u.%u.0/24\n"
+				"log-level: info\n",
+				l->m[0].dir, state, run, n->name, port, (unsigned)(h & 0xffff),
+				n->index, 100 + (unsigned)((h >> 16) % 100), n->index);
+	if (off >= sizeof text)
+		return cli_fail(CLI_EXIT_FAILURE, "%s: settings too long", n->config);
+	rv = write_file(n->config, text, off, 0600);
+	if (rv != 0)
+		return cli_fail(CLI_EXIT_FAILURE, "cannot write %s: %s", n->config, strerror(-rv));
+	return CLI_EXIT_OK;
+}
+
+/* A port for a node's log endpoint: free now and not a master's. */
+static int lnode_port(const struct layout *l, uint16_t *ret)
+{
+	for (int tries = 0; tries < 200; tries++) {
+		uint16_t port;
+		unsigned char r[2];
+		int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || read(fd, r, 2) != 2) {
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		close(fd);
+		port = (uint16_t)(20000 + ((r[0] << 8) | r[1]) % 30000);
+		if (!port_taken_by_layout(l, l->n, port) && port_free(port)) {
+			*ret = port;
+			return CLI_EXIT_OK;
+		}
+	}
+	return cli_fail(CLI_EXIT_FAILURE, "no free port found for a node");
+}
+
+/* Whether the node's image store names the test image. */
+static bool lnode_has_image(const struct lnode *n)
+{
+	char p[PATH_MAX + 64], *text;
+	size_t len;
+	bool found;
+
+	snprintf(p, sizeof p, "%s/state/runtime/images/repositories.json", n->dir);
+	if (cli_read_file(p, 16u << 20, &text, &len) != 0)
+		return false;
+	found = strstr(text, "\"" TEST_IMAGE "\"") != NULL;
+	free(text);
+	return found;
+}
+
+/* Builds the test image into DIR/nodes/image once and imports it into
+ * every node of @nodes that lacks it (before they start). */
+static int lnode_images(const struct layout *l, struct lnode *nodes, unsigned n_nodes,
+			const char *prog)
+{
+	char script[PATH_MAX], out[PATH_MAX], oci[PATH_MAX + 8], log[PATH_MAX];
+	bool built = false;
+
+	path_join(out, sizeof out, l->dir, "nodes/image");
+	path_join(log, sizeof log, l->dir, "nodes/image.log");
+	snprintf(oci, sizeof oci, "%s/oci", out);
+	for (unsigned i = 0; i < n_nodes; i++) {
+		const char *argv[] = {prog, "--config", nodes[i].config, "image", "import", oci,
+				      TEST_IMAGE, NULL};
+		if (lnode_has_image(&nodes[i]) || nodes[i].pid != 0)
+			continue;
+		if (!built) {
+			const char *sargv[] = {"sh", script, out, TEST_IMAGE, NULL};
+			if (!find_image_script(script, sizeof script)) {
+				printf("test image: tests/image/build-busybox-image.sh not found (an "
+				       "installed capstan has no source tree): nodes start without "
+				       TEST_IMAGE "; import one with 'capstan-node --config "
+				       "%s/nodes/nN/capstan-node.yaml image import PATH NAME'\n",
+				       l->dir);
+				return CLI_EXIT_OK;
+			}
+			if (run_prog(sargv, NULL, 0, log) != 0)
+				return cli_fail(CLI_EXIT_FAILURE, "building the test image failed; see %s",
+						log);
+			built = true;
+		}
+		if (run_prog(argv, NULL, 0, log) != 0)
+			return cli_fail(CLI_EXIT_FAILURE, "importing the test image into %s failed; see %s",
+					nodes[i].name, log);
+		printf("%s: imported %s\n", nodes[i].name, TEST_IMAGE);
+	}
+	return CLI_EXIT_OK;
+}
+
+/* Whether the Node @name is Ready in the API. */
+static bool node_ready(struct admin *a, const struct layout *l, const char *name)
+{
+	struct cli_http_response resp = {0};
+	char url[128];
+	json_t *root, *c;
+	size_t i;
+	bool ok = false;
+
+	for (unsigned m = 0; m < l->n && !ok; m++) {
+		snprintf(url, sizeof url, "https://127.0.0.1:%u/api/v1/nodes/%s", l->m[m].https,
+			 name);
+		if (cli_http_request(a->client, "GET", url, NULL, 0, PROBE_TIMEOUT_MS, &resp) != 0)
+			continue;
+		root = resp.status == 200 ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
+		cli_http_response_free(&resp);
+		json_array_foreach (json_object_get(json_object_get(root, "status"), "conditions"), i,
+				    c) {
+			const char *t = json_string_value(json_object_get(c, "type"));
+			const char *s = json_string_value(json_object_get(c, "status"));
+			if (t != NULL && s != NULL && strcmp(t, "Ready") == 0 &&
+			    strcmp(s, "True") == 0)
+				ok = true;
+		}
+		json_decref(root);
+		if (root != NULL)
+			break;
+	}
+	return ok;
+}
+
+/* Starts capstan-node for @n detached (as the masters) with a bootstrap
+ * token on its first start. */
+static int lnode_start(struct lnode *n, const char *prog, const char *kubeconfig)
+{
+	char log[PATH_MAX + 32], pidfile[PATH_MAX + 32], cert[PATH_MAX + 32], token[256] = "",
+		pidbuf[32];
+	const char *argv[8];
+	int argc = 0, nullfd = -1, logfd = -1, rv, code;
+	pid_t pid;
+
+	snprintf(cert, sizeof cert, "%s/state/pki/node.crt", n->dir);
+	if (access(cert, F_OK) != 0) {
+		char self[PATH_MAX];
+		ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+		char desc[64];
+		const char *targv[] = {self, "--kubeconfig", kubeconfig, "token", "create", "--ttl",
+				       "1h", "--description", desc, NULL};
+		if (sl <= 0)
+			return cli_fail(CLI_EXIT_FAILURE, "cannot find the capstan program");
+		self[sl] = '\0';
+		snprintf(desc, sizeof desc, "capstan local node %s", n->name);
+		if (run_prog(targv, token, sizeof token, NULL) != 0)
+			return cli_fail(CLI_EXIT_FAILURE, "cannot create a bootstrap token for %s",
+					n->name);
+		token[strcspn(token, "\r\n")] = '\0';
+	}
+	snprintf(log, sizeof log, "%s/capstan-node.log", n->dir);
+	snprintf(pidfile, sizeof pidfile, "%s/capstan-node.pid", n->dir);
+	argv[argc++] = prog;
+	argv[argc++] = "--config";
+	argv[argc++] = n->config;
+	if (token[0] != '\0') {
+		argv[argc++] = "--token";
+		argv[argc++] = token;
+	}
+	argv[argc] = NULL;
+	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (nullfd < 0 || logfd < 0) {
+		code = cli_fail(CLI_EXIT_FAILURE, "cannot open %s: %s", logfd < 0 ? log : "/dev/null",
+				strerror(errno));
+		goto out;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		code = cli_fail(CLI_EXIT_FAILURE, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		struct sigaction sa = {.sa_handler = SIG_DFL};
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		sigaction(SIGPIPE, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		setsid();
+		if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+			_exit(127);
+		close_range(3, ~0U, 0);
+		execv(prog, (char *const *)argv);
+		dprintf(2, "capstan local up: cannot run %s: %s\n", prog, strerror(errno));
+		_exit(127);
+	}
+	n->pid = pid;
+	snprintf(pidbuf, sizeof pidbuf, "%d\n", (int)pid);
+	rv = write_file(pidfile, pidbuf, strlen(pidbuf), 0644);
+	if (rv != 0) {
+		code = cli_fail(CLI_EXIT_FAILURE, "cannot write %s: %s", pidfile, strerror(-rv));
+		goto out;
+	}
+	printf("%s: started capstan-node, pid %d\n", n->name, (int)pid);
+	code = CLI_EXIT_OK;
+out:
+	if (nullfd >= 0)
+		close(nullfd);
+	if (logfd >= 0)
+		close(logfd);
+	return code;
+}
+
+/* "local up --nodes M": nodes n1..nM, each a capstan-node of its own. */
+static int start_nodes(const struct layout *l, struct admin *a, const struct up_opts *o,
+		       const char *kubeconfig)
+{
+	static struct lnode nodes[NODES_MAX];
+	char prog[PATH_MAX];
+	unsigned m = (unsigned)o->nodes;
+	uint64_t deadline;
+	int code, rv;
+
+	if (geteuid() != 0)
+		return cli_fail(CLI_EXIT_FAILURE,
+				"--nodes needs root (capstan-node runs containers with runc)");
+	if ((code = find_node_prog(prog, sizeof prog)) != CLI_EXIT_OK)
+		return code;
+	for (unsigned i = 0; i < m; i++) {
+		struct lnode *n = &nodes[i];
+		uint16_t port;
+		lnode_init(l, i + 1, n);
+		rv = mkdir_p(n->dir, 0700);
+		if (rv != 0)
+			return cli_fail(CLI_EXIT_FAILURE, "cannot create %s: %s", n->dir, strerror(-rv));
+		lnode_running(n);
+		if (access(n->config, F_OK) != 0) {
+			if ((code = lnode_port(l, &port)) != CLI_EXIT_OK ||
+			    (code = lnode_config(l, n, port)) != CLI_EXIT_OK)
+				return code;
+		}
+	}
+	if ((code = lnode_images(l, nodes, m, prog)) != CLI_EXIT_OK)
+		return code;
+	for (unsigned i = 0; i < m; i++) {
+		if (nodes[i].pid != 0) {
+			printf("%s: already running, pid %d\n", nodes[i].name, (int)nodes[i].pid);
+			continue;
+		}
+		if ((code = lnode_start(&nodes[i], prog, kubeconfig)) != CLI_EXIT_OK)
+			return code;
+	}
+	deadline = now_ms() + o->timeout_ms;
+	for (unsigned i = 0; i < m; i++) {
+		struct lnode *n = &nodes[i];
+		char log[PATH_MAX + 32], line[320];
+		snprintf(log, sizeof log, "%s/capstan-node.log", n->dir);
+		while (!node_ready(a, l, n->name)) {
+			int st;
+			if (waitpid(n->pid, &st, WNOHANG) == n->pid || pid_gone(n->pid)) {
+				last_line(log, line, sizeof line);
+				return cli_fail(CLI_EXIT_FAILURE, "%s: capstan-node exited; see %s (last line: %s)",
+						n->name, log, line);
+			}
+			if (now_ms() >= deadline) {
+				last_line(log, line, sizeof line);
+				return cli_fail(CLI_EXIT_FAILURE, "timed out after %" PRIu64 "s waiting for Node %s to be Ready; see %s (last line: %s)",
+						o->timeout_ms / 1000, n->name, log, line);
+			}
+			sleep_ms(POLL_MS);
+		}
+		printf("%s: Ready\n", n->name);
+	}
+	return CLI_EXIT_OK;
+}
+
+/* "local down": SIGTERM every node agent of DIR/nodes/ (SIGKILL after
+ * 10 s), then `capstan-node cleanup` removes the containers, sandboxes and
+ * mounts they leave behind on purpose. */
+static int stop_nodes(const char *dir)
+{
+	char ndir[PATH_MAX], prog[PATH_MAX];
+	struct lnode *nodes;
+	struct dirent *de;
+	unsigned n = 0, failed = 0;
+	bool have_prog;
+	DIR *d;
+	struct layout *l = calloc(1, sizeof *l);
+
+	if (l == NULL)
+		return cli_fail(CLI_EXIT_FAILURE, "out of memory");
+	snprintf(l->dir, sizeof l->dir, "%s", dir);
+	path_join(ndir, sizeof ndir, dir, "nodes");
+	d = opendir(ndir);
+	if (d == NULL) {
+		free(l);
+		return CLI_EXIT_OK;
+	}
+	nodes = calloc(NODES_MAX, sizeof *nodes);
+	while (nodes != NULL && (de = readdir(d)) != NULL && n < NODES_MAX) {
+		uint64_t idx;
+		if (de->d_name[0] != 'n' || args_parse_uint(de->d_name + 1, NODES_MAX, &idx) != 0 ||
+		    idx == 0)
+			continue;
+		lnode_init(l, (unsigned)idx, &nodes[n]);
+		if (access(nodes[n].config, F_OK) == 0)
+			n++;
+	}
+	closedir(d);
+	free(l);
+	if (nodes == NULL)
+		return cli_fail(CLI_EXIT_FAILURE, "out of memory");
+	for (unsigned i = 0; i < n; i++)
+		if (lnode_running(&nodes[i]) != 0)
+			kill(nodes[i].pid, SIGTERM);
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t deadline = now_ms() + STOP_WAIT_MS;
+		bool killed = false;
+		char pidfile[PATH_MAX + 32];
+		if (nodes[i].pid == 0)
+			continue;
+		while (!pid_gone(nodes[i].pid)) {
+			if (now_ms() >= deadline) {
+				if (killed)
+					break;
+				kill(nodes[i].pid, SIGKILL);
+				killed = true;
+				deadline = now_ms() + KILL_WAIT_MS;
+			}
+			sleep_ms(50);
+		}
+		printf("%s: stopped (pid %d)%s\n", nodes[i].name, (int)nodes[i].pid,
+		       killed ? " after SIGKILL" : "");
+		snprintf(pidfile, sizeof pidfile, "%s/capstan-node.pid", nodes[i].dir);
+		unlink(pidfile);
+	}
+	have_prog = n > 0 && find_node_prog(prog, sizeof prog) == CLI_EXIT_OK;
+	for (unsigned i = 0; i < n && have_prog; i++) {
+		char log[PATH_MAX + 32];
+		const char *argv[] = {prog, "--config", nodes[i].config, "cleanup", NULL};
+		snprintf(log, sizeof log, "%s/cleanup.log", nodes[i].dir);
+		if (run_prog(argv, NULL, 0, log) != 0) {
+			fprintf(stderr, "capstan local down: cleanup of %s failed; see %s\n",
+				nodes[i].name, log);
+			failed++;
+		} else {
+			printf("%s: containers, sandboxes and mounts removed\n", nodes[i].name);
+		}
+	}
+	free(nodes);
+	return failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
 /* Polls until m1's admin kubeconfig exists and its /readyz says ok. */
@@ -1367,7 +1956,13 @@ static int local_up(const struct up_opts *o, const char *dir_arg)
 		goto out;
 	if (o->hollow_nodes > 0 && (code = start_hollow(&l, o)) != CLI_EXIT_OK)
 		goto out;
+	if (o->nodes > 0 && (code = start_nodes(&l, &a, o, kubeconfig)) != CLI_EXIT_OK)
+		goto out;
 	print_summary(&l, leader, kubeconfig);
+	if (o->nodes > 0)
+		printf("nodes: n1..n%" PRIu64 " (capstan-node), in %s/nodes/n<N>/ (settings "
+		       "capstan-node.yaml, log capstan-node.log)\n",
+		       o->nodes, l.dir);
 	code = CLI_EXIT_OK;
 out:
 	cli_http_client_free(a.client);
@@ -1413,6 +2008,11 @@ static int purge(const char *dir)
 			failed = rv < 0 ? rv : -EIO;
 	}
 	closedir(d);
+	if (path_join(p, sizeof p, dir, "nodes") == 0) {
+		rv = nftw(p, purge_cb, 16, FTW_DEPTH | FTW_PHYS);
+		if (rv != 0 && errno != ENOENT)
+			failed = rv < 0 ? rv : -EIO;
+	}
 	if (path_join(p, sizeof p, dir, "hollow") == 0) {
 		rv = nftw(p, purge_cb, 16, FTW_DEPTH | FTW_PHYS);
 		if (rv != 0 && errno != ENOENT)
@@ -1446,7 +2046,9 @@ static int local_down(const char *dir_arg, bool do_purge)
 	}
 	if ((code = lock_dir(l.dir)) != CLI_EXIT_OK)
 		return code;
-	/* The hollow nodes first: they talk to the masters. */
+	/* The nodes first: they talk to the masters. */
+	if ((code = stop_nodes(l.dir)) != CLI_EXIT_OK)
+		return code;
 	if ((code = stop_hollow(l.dir)) != CLI_EXIT_OK)
 		return code;
 	/* Every m<N>/ with a pid file counts, listed in local.yaml or not. */
@@ -1544,6 +2146,7 @@ int cli_cmd_local(struct cli_global *g, int argc, char **argv)
 		{"timeout", required_argument, NULL, OPT_WAIT},
 		{"purge", no_argument, NULL, OPT_PURGE},
 		{"hollow-nodes", required_argument, NULL, OPT_HOLLOW_NODES},
+		{"nodes", required_argument, NULL, OPT_NODES},
 		CLI_GLOBAL_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -1587,6 +2190,11 @@ int cli_cmd_local(struct cli_global *g, int argc, char **argv)
 				return cli_usage_error("local", "--hollow-nodes must be a number from 0 to %d, not '%s'",
 						       HOLLOW_MAX, optarg);
 			break;
+		case OPT_NODES:
+			if (args_parse_uint(optarg, NODES_MAX, &o.nodes) != 0)
+				return cli_usage_error("local", "--nodes must be a number from 0 to %d, not '%s'",
+						       NODES_MAX, optarg);
+			break;
 		default:
 			code = cli_global_option(g, "local", c, argv);
 			if (code != CLI_EXIT_OK)
@@ -1608,7 +2216,8 @@ int cli_cmd_local(struct cli_global *g, int argc, char **argv)
 		return cli_usage_error("local", "--dir DIR is required");
 	if (up && do_purge)
 		return cli_usage_error("local", "--purge applies to 'local down' only");
-	if (!up && (o.masters_given || o.base_port != 0 || o.capstand != NULL || o.hollow_nodes != 0))
-		return cli_usage_error("local", "--masters, --base-port, --capstand and --hollow-nodes apply to 'local up' only");
+	if (!up && (o.masters_given || o.base_port != 0 || o.capstand != NULL || o.hollow_nodes != 0 ||
+		    o.nodes != 0))
+		return cli_usage_error("local", "--masters, --base-port, --capstand, --hollow-nodes and --nodes apply to 'local up' only");
 	return up ? local_up(&o, dir) : local_down(dir, do_purge);
 }

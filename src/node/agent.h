@@ -41,12 +41,26 @@ struct node_config {
 	uint64_t backoff_base_ms;
 	uint64_t backoff_max_ms;
 	uint64_t sync_interval_ms;
+	struct config_strings registries; /* "HOST=URL[,key=value...]" */
 	enum log_level log_level;
 };
 
 struct kclient;
 struct node_pods;
 struct node_logsrv;
+struct rt_registry;
+
+/* One --registry setting, parsed (strings owned, password read from its
+ * file if one was given). */
+struct node_registry {
+	char *host, *url, *ca_file, *username, *password;
+};
+
+/* Parses @spec "HOST=URL[,ca-file=FILE][,username=USER]
+ * [,password-file=FILE][,password=PASS]" (URL may be empty: https://HOST).
+ * Errors: -EINVAL (@err says why), -ENOMEM, errors reading the file. */
+int node_registry_parse(const char *spec, struct node_registry *ret, char *err, size_t err_len);
+void node_registry_clear(struct node_registry *r);
 
 struct node_agent {
 	uv_loop_t *loop;
@@ -58,6 +72,10 @@ struct node_agent {
 	unsigned listen_port;
 	char *cert_file, *key_file, *ca_file; /* borrowed */
 	char **masters;                          /* current URL list */
+	/* Registries to pull from (--registry), read-only after start: the
+	 * pull jobs read them on the thread pool. */
+	const struct rt_registry *registries;
+	size_t n_registries;
 
 	/* node status and lease (nodestatus.c) */
 	uv_timer_t status_timer;

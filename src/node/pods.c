@@ -8,8 +8,9 @@
  *   containers; a container that exits is restarted per restartPolicy
  *   after a back-off (none the first time, then base, doubling to max:
  *   CrashLoopBackOff while waiting).
- *   Deletion (deletionTimestamp, or the pod gone from the API): SIGTERM
- *   to every container, SIGKILL when the grace period ends, then runc
+ *   Deletion (deletionTimestamp, or the pod gone from the API): preStop
+ *   hooks (all at once, within the grace period), then SIGTERM to every
+ *   container, SIGKILL when the grace period ends, then runc
  *   delete, CNI DEL, namespaces and directories removed, and DELETE with
  *   gracePeriodSeconds=0 and a uid precondition.
  *
@@ -43,9 +44,11 @@
 #include "src/node/podspec.h"
 #include "src/node/pods.h"
 #include "src/node/probe.h"
+#include "src/node/registries.h"
 
 #define RETRY_MS 2000
 #define MIN_RESET_RUN_MS 600000 /* a run this long resets the back-off */
+#define PULL_ERR_SHOW_MS 1000    /* ErrImagePull, then ImagePullBackOff */
 
 enum ctr_state { CTR_WAITING, CTR_RUNNING, CTR_TERMINATED };
 
@@ -70,6 +73,10 @@ struct ctr {
 		bool running;
 	} probes[3];
 	bool started_ok, ready_ok;
+	/* Image pulls: their own back-off (ImagePullBackOff); the time of the
+	 * last failure shows ErrImagePull for a moment before it. */
+	uint64_t pull_backoff_ms, pull_failed_ms;
+	bool pull_failed;
 };
 
 struct pod {
@@ -97,6 +104,9 @@ struct pod {
 	bool status_busy, status_again;
 	json_t *last_status;
 	bool failed_phase; /* restartPolicy Never + failed init */
+	int pull_cancel; /* set (atomically) to stop this pod's image pulls */
+	bool prestop_started;
+	unsigned prestop_pending; /* preStop hooks still running */
 };
 
 struct node_pods {
@@ -193,6 +203,7 @@ struct job {
 	struct rt_sandbox sb;
 	struct rt_exit ex;
 	bool image_missing, config_error;
+	const char *image_reason; /* ErrImagePull, ErrImageNeverPull, ... */
 	char ip[64];
 };
 
@@ -322,6 +333,7 @@ static void set_deleting(struct pod *p)
 	if (p->deleting)
 		return;
 	p->deleting = true;
+	__atomic_store_n(&p->pull_cancel, 1, __ATOMIC_RELAXED);
 	if (p->gone) {
 		grace = 0; /* nothing left to wait for in the API */
 	} else if (json_is_integer(json_object_get(meta, "deletionGracePeriodSeconds"))) {
@@ -974,6 +986,81 @@ static void volumes_done(struct job *j)
 
 /* ------------------------------------------------------------ containers */
 
+/* Thread pool: finds @image in the store, pulling it as the pull policy
+ * says (cancelled when the pod goes away). On failure sets j->err,
+ * j->image_reason and j->why. */
+static int image_ensure(struct job *j, const char *image, const char *policy_field,
+			struct rt_image **ret)
+{
+	struct pod *p = j->p;
+	struct node_agent *a = p->np->a;
+	struct rt *rt = p->np->rt;
+	const char *policy = node_pull_policy(image, policy_field);
+	struct rt_image *img = NULL;
+	char *msg = NULL;
+	int rv;
+
+	j->image_missing = true;
+	rv = rt_image_get(rt, image, &img);
+	if (rv == -EINVAL) {
+		j->image_reason = "InvalidImageName";
+		snprintf(j->why, sizeof(j->why), "Failed to apply default image tag \"%s\": "
+			 "couldn't parse image name", image);
+		goto fail;
+	}
+	if (rv != 0 && rv != -ENOENT) {
+		j->image_reason = "ErrImagePull";
+		snprintf(j->why, sizeof(j->why), "image \"%s\" cannot be read: %s", image,
+			 strerror(-rv));
+		goto fail;
+	}
+	switch (node_pull_decide(policy, rv == 0,
+				 node_registry_serves(a->registries, a->n_registries, image))) {
+	case NODE_PULL_NO:
+		break;
+	case NODE_PULL_NEVER_MISSING:
+		j->image_reason = "ErrImageNeverPull";
+		snprintf(j->why, sizeof(j->why),
+			 "Container image \"%s\" is not present with pull policy of Never", image);
+		goto fail;
+	case NODE_PULL_YES: {
+		struct rt_pull_opts po = {
+			.registries = a->registries,
+			.n_registries = a->n_registries,
+			.cancel = &p->pull_cancel,
+		};
+		rt_image_free(img);
+		img = NULL;
+		rv = rt_image_pull(rt, &po, image, NULL, &msg);
+		if (rv != 0) {
+			j->image_reason = rv == -EINVAL ? "InvalidImageName" : "ErrImagePull";
+			if (msg != NULL)
+				snprintf(j->why, sizeof(j->why), "%s", msg);
+			else
+				snprintf(j->why, sizeof(j->why), "failed to pull image \"%s\": %s",
+					 image, strerror(-rv));
+			free(msg);
+			goto fail;
+		}
+		rv = rt_image_get(rt, image, &img);
+		if (rv != 0) {
+			j->image_reason = "ErrImagePull";
+			snprintf(j->why, sizeof(j->why), "image \"%s\" pulled but not found: %s",
+				 image, strerror(-rv));
+			goto fail;
+		}
+		break;
+	}
+	}
+	j->image_missing = false;
+	*ret = img;
+	return 0;
+fail:
+	j->err = rv != 0 ? rv : -ENOENT;
+	rt_image_free(img);
+	return j->err;
+}
+
 /* Thread pool: image, rootfs, bundle for container j->c of pod j->p. */
 static void prepare_fn(struct job *j)
 {
@@ -1017,16 +1104,9 @@ static void prepare_fn(struct job *j)
 		j->config_error = true;
 		return;
 	}
-	rv = rt_image_get(rt, image, &img);
-	if (rv != 0) {
-		j->err = rv;
-		j->image_missing = true;
-		snprintf(j->why, sizeof(j->why), "image \"%s\" %s", image,
-			 rv == -ENOENT	   ? "not found in the node's image store"
-			 : rv == -EINVAL ? "is not a valid reference"
-					 : "cannot be read");
+	rv = image_ensure(j, image, str(spec, "imagePullPolicy"), &img);
+	if (rv != 0)
 		return;
-	}
 	podspec_ctx_of(j, &x);
 	rv = podspec_env(&x, spec, img->env, &env, j->why, sizeof(j->why));
 	if (rv == 0) {
@@ -1152,6 +1232,8 @@ static void start_cb(void *data, int err, const char *msg)
 	} else if (err == 0) {
 		c->state = CTR_RUNNING;
 		c->ever_ran = true;
+		c->pull_failed = false;
+		c->pull_backoff_ms = 0;
 		c->started_ns = wall_ns();
 		probes_reset(p, c);
 		c->waiting_reason[0] = c->waiting_msg[0] = '\0';
@@ -1186,10 +1268,26 @@ static void prepare_done(struct job *j)
 		if (j->err != 0) {
 			c->state = CTR_WAITING;
 			if (j->image_missing) {
-				bool again = strcmp(c->waiting_reason, "ErrImagePull") == 0 ||
-					     strcmp(c->waiting_reason, "ImagePullBackOff") == 0;
+				const struct node_config *cfg = p->np->a->cfg;
 				snprintf(c->waiting_reason, sizeof(c->waiting_reason), "%s",
-					 again ? "ImagePullBackOff" : "ErrImagePull");
+					 j->image_reason != NULL ? j->image_reason : "ErrImagePull");
+				snprintf(c->waiting_msg, sizeof(c->waiting_msg), "%s", j->why);
+				c->id[0] = '\0';
+				if (c->pull_backoff_ms == 0)
+					c->pull_backoff_ms = cfg->backoff_base_ms;
+				else
+					c->pull_backoff_ms = c->pull_backoff_ms * 2 <= cfg->backoff_max_ms
+								     ? c->pull_backoff_ms * 2
+								     : cfg->backoff_max_ms;
+				c->pull_failed = true;
+				c->pull_failed_ms = now_ms(p->np);
+				c->due_ms = c->pull_failed_ms + c->pull_backoff_ms;
+				wake_at(p, c->pull_failed_ms + PULL_ERR_SHOW_MS);
+				if (!p->deleting)
+					log_warn("pod %s/%s: container %s: %s: %s", p->ns, p->name,
+						 c->name, c->waiting_reason, j->why);
+				sync_pod(p);
+				return;
 			} else {
 				snprintf(c->waiting_reason, sizeof(c->waiting_reason), "%s",
 					 j->config_error ? "CreateContainerConfigError"
@@ -1344,6 +1442,16 @@ static bool may_start(struct pod *p, struct ctr *c)
 		snprintf(c->waiting_msg, sizeof(c->waiting_msg), "back-off %" PRIu64
 			 "ms restarting failed container=%s pod=%.60s_%.40s(%.36s)",
 			 c->backoff_ms, c->name, p->name, p->ns, p->uid);
+	}
+	if (c->pull_failed && strcmp(c->waiting_reason, "ErrImagePull") == 0 && now < c->due_ms) {
+		if (now >= c->pull_failed_ms + PULL_ERR_SHOW_MS) {
+			const char *image = str(ctr_spec(p, c), "image");
+			snprintf(c->waiting_reason, sizeof(c->waiting_reason), "ImagePullBackOff");
+			snprintf(c->waiting_msg, sizeof(c->waiting_msg),
+				 "Back-off pulling image \"%.200s\"", image != NULL ? image : "");
+		} else {
+			wake_at(p, c->pull_failed_ms + PULL_ERR_SHOW_MS);
+		}
 	}
 	if (now < c->due_ms) {
 		wake_at(p, c->due_ms);
@@ -1605,6 +1713,53 @@ static void cleanup_step(struct pod *p)
 	json_decref(body);
 }
 
+static void prestop_cb(void *data, bool ok, const char *msg)
+{
+	struct pod *p = data;
+
+	if (pod_drop(p))
+		return;
+	if (!ok)
+		log_warn("pod %s/%s: preStop hook failed: %s", p->ns, p->name,
+			 msg != NULL ? msg : "failure");
+	p->prestop_pending--;
+	sync_pod(p);
+}
+
+/* Runs the preStop hooks (exec, httpGet, tcpSocket handlers) of the
+ * running containers, all at once, each allowed until the grace period
+ * ends; returns how many started. */
+static unsigned prestop_start(struct pod *p)
+{
+	uint64_t now = now_ms(p->np);
+	unsigned n = 0;
+	size_t i;
+
+	for (i = p->n_init; i < p->n_ctrs; i++) {
+		struct ctr *c = &p->ctrs[i];
+		const json_t *h = json_object_get(json_object_get(ctr_spec(p, c), "lifecycle"),
+						  "preStop");
+		json_t *probe;
+		if (c->state != CTR_RUNNING || c->id[0] == '\0' || !json_is_object(h))
+			continue;
+		probe = json_deep_copy(h);
+		if (probe == NULL)
+			continue;
+		json_object_set_new(probe, "timeoutSeconds",
+				    json_integer(p->kill_at > now ? (json_int_t)((p->kill_at - now +
+										   999) / 1000)
+								  : 1));
+		if (node_probe_run(p->np->a->loop, p->np->rt, probe, ctr_spec(p, c), c->id,
+				   p->ip[0] ? p->ip : "127.0.0.1", prestop_cb, p) == 0) {
+			pod_hold(p);
+			n++;
+			log_info("pod %s/%s: running the preStop hook of %s", p->ns, p->name, c->name);
+		}
+		json_decref(probe);
+	}
+	return n;
+}
+
 static void terminate(struct pod *p)
 {
 	bool running = false;
@@ -1615,6 +1770,16 @@ static void terminate(struct pod *p)
 			running = true;
 	if (running) {
 		uint64_t now = now_ms(p->np);
+		if (!p->prestop_started && now < p->kill_at) {
+			p->prestop_started = true;
+			p->prestop_pending = prestop_start(p);
+		}
+		if (p->prestop_pending > 0 && now < p->kill_at && !p->term_sent) {
+			/* SIGTERM once the hooks are done (or the grace ends). */
+			wake_at(p, p->kill_at);
+			maybe_write_status(p);
+			return;
+		}
 		if (!p->term_sent) {
 			p->term_sent = true;
 			log_info("pod %s/%s: stopping (grace %" PRIu64 " ms)", p->ns, p->name,
@@ -2237,6 +2402,8 @@ void node_pods_stop(struct node_pods *np, void (*cb)(void *data), void *data)
 	np->stopping = true;
 	np->stop_cb = cb;
 	np->stop_data = data;
+	LIST_FOREACH(p, &np->pods, link)
+		__atomic_store_n(&p->pull_cancel, 1, __ATOMIC_RELAXED);
 	if (np->watch != NULL)
 		kclient_watch_stop(np->watch);
 	np->watch = NULL;
