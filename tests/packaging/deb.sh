@@ -168,9 +168,14 @@ else
 	fail "config is a conffile"
 fi
 
-# 6: units
-check "systemd units verify" systemd-analyze verify \
-	/lib/systemd/system/capstand.service /lib/systemd/system/capstan-node.service
+# 6: units (systemd-analyze comes with systemd, which a minimal machine or
+# container may not have)
+if command -v systemd-analyze >/dev/null; then
+	check "systemd units verify" systemd-analyze verify \
+		/lib/systemd/system/capstand.service /lib/systemd/system/capstan-node.service
+else
+	skip "systemd units verify" "systemd-analyze is not installed"
+fi
 
 # 7: run the installed daemon as the unit would, minus systemd.
 api=$(free_port)
