@@ -3,7 +3,8 @@
  *
  *   sandbox (namespaces, thread pool) -> network (CNI ADD; the IP is kept
  *   in STATE/pods/<uid>/ip so a restarted agent does not add it twice) ->
- *   objects (ConfigMaps, Secrets, PVC -> PV paths, by GET) -> volumes
+ *   objects (ConfigMaps, Secrets, PVC -> PV paths, by GET; the tokens of
+ *   projected volumes by TokenRequest, bound to the pod) -> volumes
  *   (thread pool) -> init containers one at a time, each to success ->
  *   containers; a container that exits is restarted per restartPolicy
  *   after a back-off (none the first time, then base, doubling to max:
@@ -44,6 +45,7 @@
 #include "src/node/podspec.h"
 #include "src/node/pods.h"
 #include "src/node/probe.h"
+#include "src/node/projected.h"
 #include "src/node/registries.h"
 
 #define RETRY_MS 2000
@@ -107,6 +109,10 @@ struct pod {
 	int pull_cancel; /* set (atomically) to stop this pod's image pulls */
 	bool prestop_started;
 	unsigned prestop_pending; /* preStop hooks still running */
+	/* Service-account tokens of projected volumes: requested with the
+	 * objects, then refreshed (tokens_tick) and written again. */
+	struct projected_tokens tokens;
+	bool tok_writing, tok_again;
 };
 
 struct node_pods {
@@ -286,6 +292,7 @@ static void pod_destroy(struct pod *p)
 	json_decref(p->secrets);
 	json_decref(p->pv_paths);
 	json_decref(p->last_status);
+	projected_tokens_clear(&p->tokens);
 	free(p->pod_dir);
 	free(p->log_dir);
 	free(p);
@@ -374,7 +381,8 @@ static struct pod *pod_new(struct node_pods *np, const json_t *obj)
 	p->configmaps = json_object();
 	p->secrets = json_object();
 	p->pv_paths = json_object();
-	if (p->obj == NULL || p->ctrs == NULL || p->pod_dir == NULL || p->log_dir == NULL) {
+	if (p->obj == NULL || p->ctrs == NULL || p->pod_dir == NULL || p->log_dir == NULL ||
+	    projected_tokens_init(&p->tokens, obj) != 0) {
 		json_decref(p->obj);
 		free(p->ctrs);
 		free(p->pod_dir);
@@ -871,6 +879,136 @@ static void object_cb(void *data, int err, const struct kclient_response *res)
 	}
 }
 
+/* ------------------------------------------------------------ tokens */
+
+static void tokens_write(struct pod *p);
+
+static void event_cb(void *data, int err, const struct kclient_response *res)
+{
+	(void)data;
+	(void)err;
+	(void)res;
+}
+
+/* A Warning Event about @p (best effort). */
+static void warn_event(struct pod *p, const char *reason, const char *msg)
+{
+	json_t *ev = projected_event(p->obj, p->np->a->node_name, reason, msg,
+				     wall_ns() / 1000000000);
+	char path[300];
+
+	if (ev == NULL)
+		return;
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", p->ns);
+	kclient_request(p->np->a->kc, "POST", path, ev, NULL, event_cb, NULL);
+	json_decref(ev);
+}
+
+struct tok_req {
+	struct pod *p;
+	size_t i;
+	bool initial; /* part of the objects step (p->fetching) */
+};
+
+static void token_cb(void *data, int err, const struct kclient_response *res)
+{
+	struct tok_req *r = data;
+	struct pod *p = r->p;
+	struct projected_token *tk;
+	bool initial = r->initial;
+	size_t i = r->i;
+	char msg[400];
+
+	free(r);
+	if (pod_drop(p))
+		return;
+	tk = &p->tokens.v[i];
+	tk->in_flight = false;
+	if (err == 0 && (res->status == 200 || res->status == 201) &&
+	    projected_token_set(tk, res->body, wall_ns() / 1000000000, now_ms(p->np),
+				p->tokens.refresh_override_ms) == 0) {
+		if (!initial)
+			tokens_write(p);
+	} else if (err != -ECANCELED) {
+		const char *why = err != 0 ? strerror(-err)
+					   : podspec_or(str(res->body, "message"), "no token");
+		snprintf(msg, sizeof(msg),
+			 "MountVolume.SetUp failed for volume \"%s\" : failed to fetch token: %s",
+			 tk->volume, why);
+		projected_token_failed(tk, now_ms(p->np));
+		log_warn("pod %s/%s: %s (%s)", p->ns, p->name, msg,
+			 tk->token != NULL ? "keeping the current token" : "no token yet");
+		/* One event per failing streak, not one per retry. */
+		if (tk->failures == 1 && !p->deleting)
+			warn_event(p, "FailedMount", msg);
+		if (initial)
+			p->fetch_failed = true;
+	}
+	if (initial) {
+		p->fetching--;
+		if (p->fetching == 0) {
+			p->busy = false;
+			if (!p->fetch_failed)
+				p->objects_ok = true;
+			else
+				wake_at(p, now_ms(p->np) + RETRY_MS);
+			p->fetch_failed = false;
+			sync_pod(p);
+		}
+	} else if (!p->deleting && !p->np->stopping) {
+		wake_at(p, tk->refresh_ms);
+	}
+}
+
+/* POSTs a TokenRequest for token @i of @p, bound to the pod. */
+static int token_start(struct pod *p, size_t i, bool initial)
+{
+	struct projected_token *tk = &p->tokens.v[i];
+	struct tok_req *r = calloc(1, sizeof(*r));
+	json_t *body = projected_token_request(tk, p->name, p->uid);
+	char path[700];
+	int rv = -ENOMEM;
+
+	if (r != NULL && body != NULL &&
+	    (rv = projected_token_path(&p->tokens, p->ns, path, sizeof(path))) == 0) {
+		r->p = p;
+		r->i = i;
+		r->initial = initial;
+		rv = kclient_request(p->np->a->kc, "POST", path, body, NULL, token_cb, r);
+	}
+	json_decref(body);
+	if (rv != 0) {
+		free(r);
+		return rv;
+	}
+	tk->in_flight = true;
+	pod_hold(p);
+	if (initial)
+		p->fetching++;
+	return 0;
+}
+
+/* Refreshes the tokens that are due (the pod keeps running on the old
+ * ones while a refresh fails) and wakes the pod for the next. */
+static void tokens_tick(struct pod *p)
+{
+	uint64_t now = now_ms(p->np), next;
+	size_t i;
+
+	if (!p->volumes_ok || p->deleting || p->freed || p->np->stopping)
+		return;
+	for (i = 0; i < p->tokens.n; i++) {
+		struct projected_token *tk = &p->tokens.v[i];
+		if (tk->in_flight || tk->refresh_ms > now)
+			continue;
+		if (token_start(p, i, false) != 0)
+			projected_token_failed(tk, now);
+	}
+	next = projected_tokens_next(&p->tokens);
+	if (next != UINT64_MAX)
+		wake_at(p, next);
+}
+
 static void want(json_t *set, const char *name)
 {
 	if (name != NULL)
@@ -919,6 +1057,10 @@ static void fetch_objects(struct pod *p)
 	json_object_foreach (pvcs, k, x)
 		if (fetch_start(p, 2, k, NULL) != 0)
 			p->fetch_failed = true;
+	for (i = 0; i < p->tokens.n; i++)
+		if (p->tokens.v[i].token == NULL && !p->tokens.v[i].in_flight &&
+		    token_start(p, i, true) != 0)
+			p->fetch_failed = true;
 	json_decref(cms);
 	json_decref(secs);
 	json_decref(pvcs);
@@ -958,7 +1100,54 @@ static json_t *job_pod(struct pod *p)
 	json_object_set_new(o, "#configmaps", json_deep_copy(p->configmaps));
 	json_object_set_new(o, "#secrets", json_deep_copy(p->secrets));
 	json_object_set_new(o, "#pvpaths", json_deep_copy(p->pv_paths));
+	json_object_set_new(o, PROJECTED_TOKENS_MEMBER, projected_tokens_json(&p->tokens));
 	return o;
+}
+
+static void tokens_write_fn(struct job *j)
+{
+	struct podspec_ctx x;
+
+	podspec_ctx_of(j, &x);
+	j->err = projected_token_volumes_write(&x, j->why, sizeof(j->why));
+}
+
+static void tokens_write_done(struct job *j)
+{
+	struct pod *p = j->p;
+
+	p->tok_writing = false;
+	if (j->err != 0)
+		log_warn("pod %s/%s: writing refreshed tokens: %s", p->ns, p->name, j->why);
+	if (p->tok_again) {
+		p->tok_again = false;
+		tokens_write(p);
+	}
+	sync_pod(p); /* a deletion may wait for this write */
+}
+
+/* Writes the projected volumes holding tokens again, one write at a
+ * time (the atomic writer swaps their ..data link). */
+static void tokens_write(struct pod *p)
+{
+	struct job *j;
+
+	if (p->deleting || p->freed || p->np->stopping)
+		return;
+	if (p->tok_writing) {
+		p->tok_again = true;
+		return;
+	}
+	j = job_new();
+	if (j == NULL)
+		return;
+	j->pod = job_pod(p);
+	if (j->pod != NULL && job_run(p, tokens_write_fn, tokens_write_done, j) == 0) {
+		p->tok_writing = true;
+		return;
+	}
+	json_decref(j->pod);
+	free(j);
 }
 
 static void volumes_fn(struct job *j)
@@ -1688,6 +1877,8 @@ static void cleanup_step(struct pod *p)
 		p->cleanup_step = 2;
 	}
 	if (p->cleanup_step == 2) {
+		if (p->tok_writing)
+			return; /* its done callback syncs again */
 		j = job_new();
 		if (j != NULL && job_run(p, cleanup_fs_fn, cleanup_fs_done, j) == 0) {
 			p->busy = true;
@@ -2012,6 +2203,7 @@ static void sync_pod(struct pod *p)
 	}
 status:
 	probes_tick(p);
+	tokens_tick(p);
 	maybe_write_status(p);
 }
 

@@ -16,6 +16,7 @@
 #include "src/lib/pki.h"
 #include "src/node/creds.h"
 #include "src/node/podspec.h"
+#include "src/node/projected.h"
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -453,27 +454,10 @@ int podspec_volumes(const struct podspec_ctx *x, char *why, size_t why_len)
 					why_len);
 		else if (json_object_get(vol, "secret") != NULL)
 			rv = write_keys(x, json_object_get(vol, "secret"), true, dir, why, why_len);
-		else if (json_object_get(vol, "projected") != NULL) {
-			const json_t *s;
-			size_t j;
-			rv = 0;
-			json_array_foreach (json_object_get(json_object_get(vol, "projected"),
-							    "sources"),
-					    j, s) {
-				if (json_object_get(s, "configMap") != NULL)
-					rv = write_keys(x, json_object_get(s, "configMap"), false,
-							dir, why, why_len);
-				else if (json_object_get(s, "secret") != NULL) {
-					json_t *src = json_deep_copy(json_object_get(s, "secret"));
-					json_object_set(src, "secretName",
-							json_object_get(src, "name"));
-					rv = write_keys(x, src, true, dir, why, why_len);
-					json_decref(src);
-				}
-				if (rv != 0)
-					break;
-			}
-		} else
+		else if (json_object_get(vol, "projected") != NULL ||
+			 json_object_get(vol, "downwardAPI") != NULL)
+			rv = projected_volume_write(x, vol, dir, why, why_len);
+		else
 			rv = 0;
 		if (rv != 0)
 			return rv;
