@@ -16,6 +16,11 @@
  * DIR/stop-NODE (or DIR/stop-all) stops that node's while it exists. A
  * stopped node acts as a dead kubelet: no Lease renewals, no status, its
  * pods are left as they are; on resume it posts Ready again and catches up.
+ *
+ * Labels on demand (for the scheduler benchmark): a file DIR/labels of
+ * KEY=VALUE lines puts those labels on every node (one merge patch per
+ * node, all in flight at once); the control dir is read every second, and
+ * at once on SIGHUP.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -71,7 +76,8 @@ struct hnode {
 	unsigned idx; /* global index: first-index + i */
 	char name[64];
 	bool registered, registering;
-	bool lease_inflight, status_inflight;
+	bool lease_inflight, status_inflight, label_inflight;
+	unsigned label_gen; /* h->label_gen this node's labels are at */
 	bool stopped;    /* by the control dir */
 	bool was_stopped; /* heartbeats were off at the last tick */
 	uint64_t next_renew, next_status;
@@ -116,7 +122,7 @@ struct hollow {
 	struct kclient *client;
 	struct kclient_watch *watch;
 	uv_timer_t tick;
-	uv_signal_t sigterm, sigint, sigusr1, sigusr2;
+	uv_signal_t sigterm, sigint, sigusr1, sigusr2, sighup;
 	struct hnode *nodes;
 	unsigned n_nodes;
 	unsigned first;
@@ -126,6 +132,9 @@ struct hollow {
 	unsigned n_labels;
 	uint64_t lease_interval_ms, lease_duration_s, status_interval_ms;
 	const char *control_dir;
+	json_t *file_labels; /* DIR/labels as an object, NULL when none */
+	unsigned label_gen;  /* bumped when DIR/labels changes */
+	unsigned n_labelled; /* nodes at label_gen */
 	bool all_stopped; /* SIGUSR1 */
 	bool stopping;
 	unsigned n_registered;
@@ -310,12 +319,85 @@ static void node_register(struct hnode *n)
 		snprintf(key, sizeof key, "%.*s", (int)(eq - h->labels[i]), h->labels[i]);
 		json_object_set_new(labels, key, json_string(eq + 1));
 	}
+	if (h->file_labels != NULL)
+		json_object_update(labels, h->file_labels);
 	body = json_pack("{s:s,s:s,s:{s:s,s:o},s:{}}", "apiVersion", "v1", "kind", "Node",
 			 "metadata", "name", n->name, "labels", labels, "spec");
 	rv = kclient_request(h->client, "POST", "/api/v1/nodes", body, NULL, create_done_cb, n);
 	json_decref(body);
 	if (rv == 0)
 		n->registering = true;
+}
+
+/* The labels of DIR/labels on a node: a merge patch of metadata.labels. */
+static void label_done_cb(void *data, int err, const struct kclient_response *res)
+{
+	struct hnode *n = data;
+	struct hollow *h = n->h;
+
+	n->label_inflight = false;
+	if (err == -ECANCELED)
+		return;
+	if (err != 0 || res->status >= 300) {
+		count_error(h, n->name, "label update", err, res);
+		n->label_gen = 0; /* the next tick tries again */
+		return;
+	}
+	/* Done for the generation sent, unless it moved on meanwhile. */
+	if (n->label_gen != h->label_gen)
+		return;
+	if (++h->n_labelled == h->n_nodes)
+		log_info("all %u nodes labelled", h->n_nodes);
+}
+
+static void node_label_patch(struct hnode *n)
+{
+	struct hollow *h = n->h;
+	char path[160];
+	json_t *body;
+
+	if (n->label_inflight || n->label_gen == h->label_gen || h->file_labels == NULL)
+		return;
+	body = json_pack("{s:{s:O}}", "metadata", "labels", h->file_labels);
+	snprintf(path, sizeof path, "/api/v1/nodes/%s", n->name);
+	if (kclient_request(h->client, "PATCH", path, body, "application/merge-patch+json",
+			    label_done_cb, n) == 0) {
+		n->label_inflight = true;
+		n->label_gen = h->label_gen;
+	}
+	json_decref(body);
+}
+
+/* Reads DIR/labels (KEY=VALUE lines); a change starts a new generation. */
+static void read_labels_file(struct hollow *h)
+{
+	char path[4096], line[512];
+	json_t *labels;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/labels", h->control_dir);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	labels = json_object();
+	while (fgets(line, sizeof line, f) != NULL) {
+		char *eq = strchr(line, '=');
+		line[strcspn(line, "\r\n")] = '\0';
+		if (eq == NULL || eq == line)
+			continue;
+		*eq = '\0';
+		json_object_set_new(labels, line, json_string(eq + 1));
+	}
+	fclose(f);
+	if (h->file_labels != NULL && json_equal(h->file_labels, labels)) {
+		json_decref(labels);
+		return;
+	}
+	json_decref(h->file_labels);
+	h->file_labels = labels;
+	h->label_gen++;
+	h->n_labelled = 0;
+	log_info("labelling every node: %s", path);
 }
 
 /* ------------------------------------------------------------ leases */
@@ -718,6 +800,7 @@ static void read_control_dir(struct hollow *h)
 	bool all = false;
 	DIR *d;
 
+	read_labels_file(h);
 	for (unsigned i = 0; i < h->n_nodes; i++)
 		h->nodes[i].stopped = false;
 	d = opendir(h->control_dir);
@@ -783,6 +866,7 @@ static void tick_cb(uv_timer_t *t)
 			lease_renew(n);
 		if (!n->status_inflight && now >= n->next_status)
 			node_status_patch(n);
+		node_label_patch(n);
 	}
 	if (catch_up_all)
 		node_catch_up(h, NULL);
@@ -830,12 +914,19 @@ static void shutdown_hollow(struct hollow *h)
 	uv_close((uv_handle_t *)&h->sigint, NULL);
 	uv_close((uv_handle_t *)&h->sigusr1, NULL);
 	uv_close((uv_handle_t *)&h->sigusr2, NULL);
+	uv_close((uv_handle_t *)&h->sighup, NULL);
 }
 
 static void signal_cb(uv_signal_t *s, int signum)
 {
 	struct hollow *h = s->data;
 
+	if (signum == SIGHUP) {
+		/* Now rather than at the next tick (the labels of DIR/labels). */
+		if (h->control_dir != NULL)
+			tick_cb(&h->tick);
+		return;
+	}
 	if (signum == SIGUSR1 || signum == SIGUSR2) {
 		h->all_stopped = signum == SIGUSR1;
 		log_info("SIGUSR%d: heartbeats of every node %s", signum == SIGUSR1 ? 1 : 2,
@@ -871,13 +962,15 @@ static void usage(FILE *f)
 		"  --lease-duration DUR    leaseDurationSeconds (default 40s)\n"
 		"  --status-interval DUR   post each node's status every DUR (default 1m)\n"
 		"  --control-dir DIR       a file DIR/stop-NODE (or DIR/stop-all) stops\n"
-		"                          that node's heartbeats while it exists\n"
+		"                          that node's heartbeats while it exists; a file\n"
+		"                          DIR/labels of KEY=VALUE lines labels every node\n"
 		"  --max-requests N        concurrent requests (default 512)\n"
 		"  --log-level LEVEL       error, warn, info or debug (default info)\n"
 		"  -h, --help              show this help and exit\n"
 		"  -V, --version           show the version and exit\n"
 		"\n"
-		"SIGUSR1 stops the heartbeats of every node, SIGUSR2 resumes them.\n");
+		"SIGUSR1 stops the heartbeats of every node, SIGUSR2 resumes them;\n"
+		"SIGHUP reads the control dir at once.\n");
 }
 
 struct opts {
@@ -1126,16 +1219,19 @@ int main(int argc, char *argv[])
 	uv_signal_init(loop, &h->sigint);
 	uv_signal_init(loop, &h->sigusr1);
 	uv_signal_init(loop, &h->sigusr2);
-	h->sigterm.data = h->sigint.data = h->sigusr1.data = h->sigusr2.data = h;
+	uv_signal_init(loop, &h->sighup);
+	h->sigterm.data = h->sigint.data = h->sigusr1.data = h->sigusr2.data = h->sighup.data = h;
 	uv_signal_start(&h->sigterm, signal_cb, SIGTERM);
 	uv_signal_start(&h->sigint, signal_cb, SIGINT);
 	uv_signal_start(&h->sigusr1, signal_cb, SIGUSR1);
 	uv_signal_start(&h->sigusr2, signal_cb, SIGUSR2);
+	uv_signal_start(&h->sighup, signal_cb, SIGHUP);
 	signal(SIGPIPE, SIG_IGN);
 	log_info("%u hollow nodes %s-%u..%s-%u against %s", h->n_nodes, h->prefix, h->first,
 		 h->prefix, h->first + h->n_nodes - 1, o.urls[0]);
 	uv_run(loop, UV_RUN_DEFAULT);
 	cli_kubeconfig_close(&kc);
+	json_decref(h->file_labels);
 	free(h->nodes);
 	uv_loop_close(loop);
 	return EXIT_SUCCESS;

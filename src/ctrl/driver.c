@@ -8,15 +8,26 @@
 #include "src/ctrl/driver.h"
 #include "src/lib/log.h"
 
-/* Syncs per loop turn: the API keeps answering while controllers work. */
-#define SYNC_BUDGET 256
+/* Syncs per loop turn, in slices: at most SYNC_BUDGET syncs and, once
+ * SYNC_TURN_NS have gone, no further slice, so that Raft's heartbeats and
+ * the API keep their turn whatever one sync costs (a scheduler retrying
+ * 10,000 pods, a controller with large objects). */
+#define SYNC_BUDGET 1024
+#define SYNC_SLICE 32
+#define SYNC_TURN_NS (8 * 1000 * 1000)
 
 struct ctrl_driver {
 	uv_loop_t *loop;
 	struct replica *replica;
 	struct ctrl_manager *m;
-	uv_timer_t timer;
-	bool armed_now;
+	uv_timer_t timer; /* the earliest controller timer */
+	/* Work queued: run at the next loop iteration, after I/O. (libuv
+	 * 1.44 runs a 0 ms timer restarted from its own callback again in
+	 * the same pass, without polling: the whole backlog ran in one
+	 * turn and Raft's heartbeats waited for it.) */
+	uv_idle_t idle;
+	bool idle_on;
+	int open_handles;
 };
 
 struct apply_req {
@@ -72,6 +83,7 @@ static int env_apply(void *data, const struct store_cmd *cmd, ctrl_write_cb cb, 
 }
 
 static void timer_cb(uv_timer_t *t);
+static void idle_cb(uv_idle_t *h);
 
 static void arm(struct ctrl_driver *d, bool now)
 {
@@ -79,17 +91,18 @@ static void arm(struct ctrl_driver *d, bool now)
 
 	if (!ctrl_manager_running(d->m)) {
 		uv_timer_stop(&d->timer);
-		d->armed_now = false;
+		uv_idle_stop(&d->idle);
+		d->idle_on = false;
 		return;
 	}
 	if (now) {
-		if (!d->armed_now)
-			uv_timer_start(&d->timer, timer_cb, 0, 0);
-		d->armed_now = true;
+		if (!d->idle_on)
+			uv_idle_start(&d->idle, idle_cb);
+		d->idle_on = true;
 		return;
 	}
-	/* A wakeup during the run already asked for the next one. */
-	if (d->armed_now)
+	/* Work is queued: the idle run re-arms the timer when done. */
+	if (d->idle_on)
 		return;
 	next = ctrl_manager_next(d->m);
 	if (next == UINT64_MAX) {
@@ -100,14 +113,35 @@ static void arm(struct ctrl_driver *d, bool now)
 	uv_timer_start(&d->timer, timer_cb, next > wall ? next - wall : 0, 0);
 }
 
-static void timer_cb(uv_timer_t *t)
+/* One loop turn of controller work: slices of syncs until the budget or
+ * the turn's time is spent. */
+static void run(struct ctrl_driver *d)
 {
-	struct ctrl_driver *d = t->data;
+	uint64_t start = uv_hrtime();
+	unsigned done = 0;
 	bool more;
 
-	d->armed_now = false;
-	more = ctrl_manager_run(d->m, SYNC_BUDGET);
-	arm(d, more);
+	do {
+		more = ctrl_manager_run(d->m, SYNC_SLICE);
+		done += SYNC_SLICE;
+	} while (more && done < SYNC_BUDGET && uv_hrtime() - start < SYNC_TURN_NS);
+	if (more) {
+		arm(d, true);
+		return;
+	}
+	uv_idle_stop(&d->idle);
+	d->idle_on = false;
+	arm(d, false);
+}
+
+static void idle_cb(uv_idle_t *h)
+{
+	run(h->data);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	run(t->data);
 }
 
 /* Called from store watch callbacks and enqueues: never run inline. */
@@ -140,6 +174,9 @@ int ctrl_driver_new(uv_loop_t *loop, struct replica *replica, const struct ctrl_
 	}
 	uv_timer_init(loop, &d->timer);
 	d->timer.data = d;
+	uv_idle_init(loop, &d->idle);
+	d->idle.data = d;
+	d->open_handles = 2;
 	*ret = d;
 	return 0;
 }
@@ -151,7 +188,8 @@ void ctrl_driver_leading(struct ctrl_driver *d, bool leading)
 	if (!leading) {
 		ctrl_manager_stop(d->m);
 		uv_timer_stop(&d->timer);
-		d->armed_now = false;
+		uv_idle_stop(&d->idle);
+		d->idle_on = false;
 		return;
 	}
 	rv = ctrl_manager_start(d->m);
@@ -164,7 +202,10 @@ void ctrl_driver_leading(struct ctrl_driver *d, bool leading)
 
 static void close_cb(uv_handle_t *h)
 {
-	free(h->data);
+	struct ctrl_driver *d = h->data;
+
+	if (--d->open_handles == 0)
+		free(d);
 }
 
 void ctrl_driver_close(struct ctrl_driver *d)
@@ -174,6 +215,7 @@ void ctrl_driver_close(struct ctrl_driver *d)
 	ctrl_manager_free(d->m);
 	d->m = NULL;
 	uv_close((uv_handle_t *)&d->timer, close_cb);
+	uv_close((uv_handle_t *)&d->idle, close_cb);
 }
 
 struct ctrl_manager *ctrl_driver_manager(struct ctrl_driver *d)

@@ -466,6 +466,58 @@ bool sched__node_equal(const struct sched_node_spec *a, const struct sched_node_
 	return true;
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+static bool req_equal(const struct sched_req *a, const struct sched_req *b)
+{
+	if (a->op != b->op || a->field != b->field || a->n_values != b->n_values ||
+	    a->number_ok != b->number_ok || a->number != b->number || !str_eq(a->key, b->key))
+		return false;
+	for (size_t i = 0; i < a->n_values; i++) {
+		if (!str_eq(a->values[i], b->values[i]))
+			return false;
+	}
+	return true;
+}
+
+bool sched__same_constraints(const struct sched_pod_spec *a, const struct sched_pod_spec *b)
+{
+	size_t i, j;
+
+	if (a->req.cpu != b->req.cpu || a->req.mem != b->req.mem || a->req.pods != b->req.pods ||
+	    a->n_ports != b->n_ports || a->n_selector != b->n_selector ||
+	    a->has_affinity != b->has_affinity || a->n_terms != b->n_terms ||
+	    a->n_tols != b->n_tols)
+		return false;
+	for (i = 0; i < a->n_ports; i++) {
+		if (a->ports[i].port != b->ports[i].port || a->ports[i].proto != b->ports[i].proto ||
+		    strcmp(a->ports[i].ip, b->ports[i].ip) != 0)
+			return false;
+	}
+	for (i = 0; i < 2 * a->n_selector; i++) {
+		if (!str_eq(a->selector[i], b->selector[i]))
+			return false;
+	}
+	for (i = 0; i < a->n_terms; i++) {
+		if (a->terms[i].n != b->terms[i].n)
+			return false;
+		for (j = 0; j < a->terms[i].n; j++) {
+			if (!req_equal(&a->terms[i].reqs[j], &b->terms[i].reqs[j]))
+				return false;
+		}
+	}
+	for (i = 0; i < a->n_tols; i++) {
+		const struct sched_toleration *x = &a->tols[i], *y = &b->tols[i];
+		if (x->exists != y->exists || x->bad != y->bad || x->effect != y->effect ||
+		    !str_eq(x->key, y->key) || !str_eq(x->value, y->value))
+			return false;
+	}
+	return true;
+}
+
 /* ------------------------------------------------------------ filters */
 
 bool sched__tolerates(const struct sched_toleration *t, const struct sched_taint *taint)
@@ -709,6 +761,27 @@ int sched__diag_add(struct sched_diag *d, unsigned bits, const struct sched_tain
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+bool sched__same_reasons(const char *a, const char *b)
+{
+	while (*a != '\0' && *b != '\0') {
+		if (is_digit(*a) && is_digit(*b)) {
+			while (is_digit(*a))
+				a++;
+			while (is_digit(*b))
+				b++;
+			continue;
+		}
+		if (*a++ != *b++)
+			return false;
+	}
+	return *a == *b;
 }
 
 char *sched__diag_message(const struct sched_diag *d)

@@ -148,6 +148,11 @@ void sched__pod_clear(struct sched_pod_spec *p);
 /* Frees only the constraints (a bound pod no longer needs them). */
 void sched__pod_clear_constraints(struct sched_pod_spec *p);
 
+/* Whether two pods are held to the same filters: requests, host ports,
+ * nodeSelector (in order), required node affinity, tolerations. Owners
+ * and scoring defaults are not compared. */
+bool sched__same_constraints(const struct sched_pod_spec *a, const struct sched_pod_spec *b);
+
 /* Parses a Node. Errors: -ENOMEM. */
 int sched__node_parse(const json_t *node, struct sched_node_spec *ret);
 void sched__node_clear(struct sched_node_spec *n);
@@ -233,5 +238,8 @@ int sched__diag_add(struct sched_diag *d, unsigned bits, const struct sched_tain
  * kube-scheduler does), or "no nodes available to schedule pods" when
  * there is no node. Returns a malloc'ed string, NULL on OOM. */
 char *sched__diag_message(const struct sched_diag *d);
+/* Whether two such messages give the same reasons, counts aside
+ * ("0/3 ...: 1 Insufficient cpu." and "0/4 ...: 2 Insufficient cpu."). */
+bool sched__same_reasons(const char *a, const char *b);
 
 #endif

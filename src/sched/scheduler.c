@@ -40,7 +40,18 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 10000
 #define SCHEDULER_NAME "default-scheduler"
-#define SAMPLE_MIN_NODES 1000
+#define SAMPLE_MIN_NODES 100
+/* A new verdict that names the same reasons as the written one, with
+ * other counts, is written at most this often (a cluster that changes
+ * keeps changing the counts). */
+#define MSG_REFRESH_MS 30000
+/* Rewrites of an Unschedulable condition (a pod that has one already)
+ * share a token bucket, as kube-scheduler's status updates share its
+ * client's rate limit: when many nodes change at once, thousands of
+ * pending pods would otherwise be rewritten on every change, taking the
+ * Raft log from the binds. A pod's first verdict is always written. */
+#define REWRITE_RATE 200 /* per second */
+#define REWRITE_BURST 200
 
 enum pod_state {
 	POD_PENDING = 1, /* ours to schedule */
@@ -73,6 +84,7 @@ struct pod {
 	bool unsched;
 	TAILQ_ENTRY(pod) unsched_link;
 	char *last_msg; /* last FailedScheduling message */
+	uint64_t msg_ms; /* when last_msg was written */
 	const char *key;       /* the store key, inside buf[] */
 	const char *ns, *name; /* inside buf[] */
 	char buf[];
@@ -97,6 +109,18 @@ struct sched {
 	bool retry_pending;
 	size_t next_start; /* slot where the next pod's search starts */
 	struct node_entry **feasible; /* scratch, cap_slots long */
+	/* Raised whenever a pod may fit where it did not: a node added or
+	 * changed, a pod's requests leaving a node. Binding only takes room
+	 * away, so a verdict "fits nowhere" holds while gen stays. */
+	uint64_t gen;
+	/* The last pod found to fit nowhere, at gen neg_gen, and why: a pod
+	 * with the same constraints gets the same verdict without a scan
+	 * (10,000 pods of one template retried after every node change). */
+	const struct pod *neg_pod;
+	uint64_t neg_gen;
+	char *neg_msg;
+	/* The rewrite bucket: tokens at bucket_ms. */
+	uint64_t tokens, bucket_ms;
 };
 
 static int pod_cmp(const struct pod *a, const struct pod *b)
@@ -203,8 +227,11 @@ static uint32_t owner_count(const struct owner *o, uint32_t idx)
 
 /* ------------------------------------------------------------ accounting */
 
+/* Room may have appeared: forget cached verdicts, retry the pods that
+ * did not fit (one queued key for any number of changes). */
 static void retry_soon(struct sched *s)
 {
+	s->gen++;
 	if (s->retry_pending || TAILQ_EMPTY(&s->unsched))
 		return;
 	if (ctrl_enqueue(s->c, RETRY_KEY) == 0)
@@ -281,6 +308,7 @@ static void unaccount(struct sched *s, struct pod *p)
 
 	if (ne == NULL)
 		return;
+	s->gen++; /* room freed */
 	n = &ne->n;
 	n->used.cpu -= p->spec.req.cpu;
 	n->used.mem -= p->spec.req.mem;
@@ -328,8 +356,17 @@ static struct pod *pod_new(struct sched *s, const struct ctrl_event *ev)
 	return p;
 }
 
+/* @p's constraints change or go: its cached verdict cannot stand for
+ * others. */
+static void neg_forget(struct sched *s, const struct pod *p)
+{
+	if (s->neg_pod == p)
+		s->neg_pod = NULL;
+}
+
 static void pod_free(struct sched *s, struct pod *p)
 {
+	neg_forget(s, p);
 	unaccount(s, p);
 	unsched_remove(s, p);
 	RB_REMOVE(pod_tree, &s->pods, p);
@@ -448,6 +485,7 @@ static void pod_event_full(struct sched *s, struct pod *p, const struct ctrl_eve
 				goto out;
 			}
 		} else if (p->state == POD_PENDING) {
+			neg_forget(s, p);
 			sched__pod_clear_constraints(&p->spec);
 		}
 		pod_bound(s, p, node_name, ev);
@@ -484,6 +522,8 @@ static void pod_event_full(struct sched *s, struct pod *p, const struct ctrl_eve
 	/* Still pending (tolerations may have changed): the next attempt,
 	 * already due, uses the new spec. */
 	unaccount(s, p);
+	if (!sched__same_constraints(&p->spec, &spec))
+		neg_forget(s, p);
 	sched__pod_clear(&p->spec);
 	p->spec = spec;
 	if (p->state != POD_PENDING) {
@@ -547,6 +587,7 @@ static void node_event(struct sched *s, const struct ctrl_event *ev)
 		if (ne != NULL && ne->n.exists) {
 			ne->n.exists = false;
 			s->n_existing--;
+			s->gen++; /* the verdicts count the nodes */
 		}
 		return;
 	}
@@ -614,9 +655,26 @@ static uint64_t next_random(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
-static void unschedulable(struct sched *s, struct pod *p, const struct sched_diag *d)
+/* One token of the rewrite bucket, if any. */
+static bool take_token(struct sched *s, uint64_t now)
 {
-	char *msg = sched__diag_message(d);
+	if (now > s->bucket_ms) {
+		uint64_t add = (now - s->bucket_ms) * REWRITE_RATE / 1000;
+		if (add > 0) {
+			s->tokens = s->tokens + add > REWRITE_BURST ? REWRITE_BURST : s->tokens + add;
+			s->bucket_ms = now;
+		}
+	}
+	if (s->tokens == 0)
+		return false;
+	s->tokens--;
+	return true;
+}
+
+/* @msg (owned; NULL on OOM): the pod fits nowhere. */
+static void unschedulable(struct sched *s, struct pod *p, char *msg)
+{
+	uint64_t now = ctrl_now_ms(s->c);
 	json_t *pod;
 
 	p->attempts++;
@@ -626,9 +684,14 @@ static void unschedulable(struct sched *s, struct pod *p, const struct sched_dia
 	}
 	ctrl_enqueue_after(s->c, p->key, backoff_ms(p));
 	/* The same verdict as last time: the condition says it already and
-	 * the event was recorded (spares a decode per retry). */
-	if (msg == NULL || (p->last_msg != NULL && strcmp(p->last_msg, msg) == 0)) {
-		free(msg);
+	 * the event was recorded (spares a decode per retry). The same
+	 * reasons with other counts are written again only after a while:
+	 * while nodes come and fill, every retry would rewrite every pod. */
+	if (msg == NULL || (p->last_msg != NULL && strcmp(p->last_msg, msg) == 0) ||
+	    (p->last_msg != NULL && now - p->msg_ms < MSG_REFRESH_MS &&
+	     sched__same_reasons(p->last_msg, msg)) ||
+	    (p->last_msg != NULL && !take_token(s, now))) {
+		free(msg); /* a later retry writes it, once there is a token */
 		return;
 	}
 	pod = ctrl_get(s->c, s->pod_kind, p->ns, p->name, NULL);
@@ -642,6 +705,7 @@ static void unschedulable(struct sched *s, struct pod *p, const struct sched_dia
 	ctrl_event(s->c, pod, "Warning", "FailedScheduling", "%s", msg);
 	free(p->last_msg);
 	p->last_msg = msg;
+	p->msg_ms = now;
 	json_decref(pod);
 }
 
@@ -687,8 +751,10 @@ static void bind(struct sched *s, struct pod *p, struct node_entry *ne)
 	clear_reason(pod, "PodScheduled");
 	rv = ctrl_update(s->c, s->pod_kind, pod, p->key);
 	if (rv != 0) {
-		ctrl_log(s->c, LOG_LEVEL_WARN, "pod %s/%s: cannot bind to %s: %s", p->ns, p->name,
-			 name, strerror(-rv));
+		/* Leadership lost: every pending pod would say so; the manager
+		 * stops us soon. */
+		ctrl_log(s->c, rv == -EREMOTE || rv == -ESHUTDOWN ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN,
+			 "pod %s/%s: cannot bind to %s: %s", p->ns, p->name, name, strerror(-rv));
 		p->attempts++;
 		ctrl_enqueue_after(s->c, p->key, backoff_ms(p));
 		json_decref(pod);
@@ -703,10 +769,11 @@ static void bind(struct sched *s, struct pod *p, struct node_entry *ne)
 	json_decref(pod);
 }
 
-/* How many feasible nodes to find before scoring: every node up to
- * SAMPLE_MIN_NODES; beyond, kube-scheduler's adaptive percentage
- * (50% - 1% per 125 nodes, at least 5%), but never fewer than
- * SAMPLE_MIN_NODES, so that up to that size placement is exact. */
+/* How many feasible nodes to find before scoring: kube-scheduler's
+ * percentageOfNodesToScore default: every node up to SAMPLE_MIN_NODES;
+ * beyond, 50% - 1% per 125 nodes, at least 5%, and never fewer than
+ * SAMPLE_MIN_NODES (420 of 1,000 nodes, 500 of 5,000). A pod that fits
+ * nowhere still looks at every node. */
 static size_t feasible_to_find(size_t n_nodes)
 {
 	if (n_nodes <= SAMPLE_MIN_NODES)
@@ -716,33 +783,55 @@ static size_t feasible_to_find(size_t n_nodes)
 	return n > SAMPLE_MIN_NODES ? n : SAMPLE_MIN_NODES;
 }
 
-static void schedule(struct sched *s, struct pod *p)
+/* Why @p fits on no node: every node's first failing filter, counted
+ * into kube-scheduler's message (malloc'ed; NULL on OOM). Only for a
+ * pod that fits nowhere, so the search itself keeps no tally. */
+static char *diagnose(struct sched *s, const struct pod *p)
 {
 	struct sched_diag diag;
+	char *msg = NULL;
+
+	sched__diag_init(&diag);
+	diag.n_nodes = s->n_existing;
+	for (size_t i = 0; i < s->n_slots; i++) {
+		const struct sched_taint *taint = NULL;
+		unsigned bits;
+
+		if (!s->slots[i]->n.exists)
+			continue;
+		bits = sched__filter(&p->spec, &s->slots[i]->n, &taint);
+		if (bits != 0 && sched__diag_add(&diag, bits, taint) != 0)
+			goto out;
+	}
+	msg = sched__diag_message(&diag);
+out:
+	sched__diag_clear(&diag);
+	return msg;
+}
+
+static void schedule(struct sched *s, struct pod *p)
+{
 	size_t n_feasible = 0, i;
 	uint32_t max_count = 0;
 	struct owner *o = p->spec.owner_uid != NULL ? owner_find(s, p->spec.owner_uid) : NULL;
 
 	size_t want = feasible_to_find(s->n_existing), start = s->next_start, seen;
 
-	sched__diag_init(&diag);
-	diag.n_nodes = s->n_existing;
+	/* Nothing made room since a pod held to the same filters fit
+	 * nowhere: neither does this one. */
+	if (s->neg_pod != NULL && s->neg_gen == s->gen &&
+	    (s->neg_pod == p || sched__same_constraints(&s->neg_pod->spec, &p->spec))) {
+		unschedulable(s, p, s->neg_msg != NULL ? strdup(s->neg_msg) : NULL);
+		return;
+	}
 	/* From a rotating start, as kube-scheduler does, so that sampling
 	 * in a large cluster still visits every node in turn. */
 	for (seen = 0; seen < s->n_slots && n_feasible < want; seen++) {
 		i = start + seen < s->n_slots ? start + seen : start + seen - s->n_slots;
 		struct node_entry *ne = s->slots[i];
-		const struct sched_taint *taint = NULL;
-		unsigned bits;
 
-		if (!ne->n.exists)
+		if (!ne->n.exists || sched__filter(&p->spec, &ne->n, NULL) != 0)
 			continue;
-		bits = sched__filter(&p->spec, &ne->n, &taint);
-		if (bits != 0) {
-			if (sched__diag_add(&diag, bits, taint) != 0)
-				break;
-			continue;
-		}
 		s->feasible[n_feasible++] = ne;
 		uint32_t count = owner_count(o, ne->n.idx);
 		if (count > max_count)
@@ -750,11 +839,14 @@ static void schedule(struct sched *s, struct pod *p)
 	}
 	s->next_start = s->n_slots > 0 ? (start + seen) % s->n_slots : 0;
 	if (n_feasible == 0) {
-		unschedulable(s, p, &diag);
-		sched__diag_clear(&diag);
+		char *msg = diagnose(s, p);
+		free(s->neg_msg);
+		s->neg_msg = msg != NULL ? strdup(msg) : NULL;
+		s->neg_pod = s->neg_msg != NULL ? p : NULL;
+		s->neg_gen = s->gen;
+		unschedulable(s, p, msg);
 		return;
 	}
-	sched__diag_clear(&diag);
 
 	/* Best total score; ties broken uniformly: each tied node draws a
 	 * random key and the largest key wins (no division per node). */
@@ -857,6 +949,7 @@ static void scheduler_stop(struct ctrl *c)
 	}
 	free(s->slots);
 	free(s->feasible);
+	free(s->neg_msg);
 	free(s);
 	ctrl_set_priv(c, NULL);
 }
@@ -874,6 +967,8 @@ static int scheduler_start(struct ctrl *c)
 	RB_INIT(&s->nodes);
 	RB_INIT(&s->owners);
 	TAILQ_INIT(&s->unsched);
+	s->tokens = REWRITE_BURST;
+	s->bucket_ms = ctrl_now_ms(c);
 	ctrl_set_priv(c, s);
 	return 0;
 }

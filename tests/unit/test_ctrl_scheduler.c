@@ -584,6 +584,122 @@ static void test_many_pods_many_nodes(void **state)
 	ctrl_sim_free(s);
 }
 
+/* Pods whose PodScheduled message is @want. */
+static size_t pods_with_message(struct ctrl_sim *s, const char *want)
+{
+	json_t *pods = ctrl_sim_list(s, "pods", "default", NULL), *p, *c;
+	size_t i, j, n = 0;
+
+	json_array_foreach(pods, i, p)
+	{
+		json_array_foreach(json_object_get(json_object_get(p, "status"), "conditions"), j, c)
+		{
+			const char *type = ctrl_str(c, "type"), *msg = ctrl_str(c, "message");
+			if (type != NULL && strcmp(type, "PodScheduled") == 0 && msg != NULL &&
+			    strcmp(msg, want) == 0)
+				n++;
+		}
+	}
+	json_decref(pods);
+	return n;
+}
+
+static void test_same_reasons_not_rewritten_at_once(void **state)
+{
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
+	(void)state;
+
+	add_node(s, "small", "500m", 110);
+	add_pod(s, "p", "1");
+	ctrl_sim_start(s);
+	ctrl_sim_run(s, 100);
+	assert_unschedulable(s, "p", "0/1 nodes are available: 1 Insufficient cpu.");
+
+	/* Another small node: only the counts change. Retried at once (the
+	 * verdict is the same), but the condition is left for a while. */
+	add_node(s, "small2", "500m", 110);
+	ctrl_sim_run(s, 5000);
+	assert_unschedulable(s, "p", "0/1 nodes are available: 1 Insufficient cpu.");
+	assert_int_equal(events(s, "p", "FailedScheduling", NULL, 0), 1);
+
+	/* Later retries bring it up to date. */
+	ctrl_sim_run(s, 60000);
+	assert_unschedulable(s, "p", "0/2 nodes are available: 2 Insufficient cpu.");
+	assert_int_equal(events(s, "p", "FailedScheduling", NULL, 0), 2);
+	ctrl_sim_free(s);
+}
+
+static void test_rewrites_rate_limited(void **state)
+{
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
+	const char *none = "no nodes available to schedule pods";
+	const char *small = "0/1 nodes are available: 1 Insufficient cpu.";
+	struct ctrl_stats st0, st1;
+	char name[32];
+	(void)state;
+
+	ctrl_sim_start(s);
+	for (int i = 0; i < 600; i++) {
+		snprintf(name, sizeof(name), "p%03d", i);
+		add_pod(s, name, "1");
+	}
+	/* Every pod's first verdict is written. */
+	ctrl_sim_run(s, 100);
+	assert_int_equal(pods_with_message(s, none), 600);
+	ctrl_manager_stats(ctrl_sim_manager(s), &st0);
+
+	/* A node that fits none: every pod retried at once, but the new
+	 * verdicts are written at a bounded rate, and all of them in time. */
+	add_node(s, "small", "500m", 110);
+	ctrl_sim_run(s, 100);
+	size_t early = pods_with_message(s, small);
+	assert_true(early > 0);
+	assert_true(early <= 250);
+	ctrl_sim_run(s, 60000);
+	assert_int_equal(pods_with_message(s, small), 600);
+	ctrl_manager_stats(ctrl_sim_manager(s), &st1);
+	/* One condition and one event per pod, no more. */
+	assert_int_equal(st1.writes - st0.writes, 2 * 600);
+	ctrl_sim_free(s);
+}
+
+static void test_cached_verdicts_forgotten_on_change(void **state)
+{
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
+	char name[32];
+	(void)state;
+
+	/* Many pods of one shape fit nowhere: the first one's verdict stands
+	 * for the others. */
+	add_node_full(s, "n1", "4", 110, "disk: hdd", NULL, NULL);
+	add_pod(s, "big", "3");
+	ctrl_sim_start(s);
+	ctrl_sim_run(s, 100);
+	assert_string_equal(node_of(s, "big"), "n1");
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "p%02d", i);
+		add_pod_full(s, name, "2", "  nodeSelector: {disk: hdd}\n", NULL, NULL);
+	}
+	ctrl_sim_run(s, 100);
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "p%02d", i);
+		assert_unschedulable(s, name, "0/1 nodes are available: 1 Insufficient cpu.");
+	}
+	/* Room freed on n1: not every pod may keep the old verdict. */
+	assert_int_equal(ctrl_sim_delete(s, "pods", "default", "big", 0), 0);
+	ctrl_sim_run(s, 100);
+	assert_int_equal(pods_on(s, "n1"), 2);
+	/* A node that changes to match: the rest go there at once. */
+	add_node_full(s, "n2", "40", 110, "disk: ssd", NULL, NULL);
+	ctrl_sim_run(s, 100);
+	assert_int_equal(pods_on(s, "n2"), 0);
+	add_node_full(s, "n2", "40", 110, "disk: hdd", NULL, NULL);
+	ctrl_sim_run(s, 100);
+	assert_int_equal(pods_on(s, "n1") + pods_on(s, "n2"), 20);
+	assert_int_equal(pods_on(s, "n2"), 18);
+	ctrl_sim_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -602,6 +718,9 @@ int main(void)
 		cmocka_unit_test(test_cas_conflict_retries),
 		cmocka_unit_test(test_failed_writes_back_off),
 		cmocka_unit_test(test_many_pods_many_nodes),
+		cmocka_unit_test(test_same_reasons_not_rewritten_at_once),
+		cmocka_unit_test(test_rewrites_rate_limited),
+		cmocka_unit_test(test_cached_verdicts_forgotten_on_change),
 	};
 	return cmocka_run_group_tests_name("ctrl_scheduler", tests, NULL, NULL);
 }

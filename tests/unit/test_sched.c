@@ -586,6 +586,80 @@ static void test_diag_message(void **state)
 	sched__diag_clear(&d);
 }
 
+static void test_same_reasons(void **state)
+{
+	(void)state;
+	assert_true(sched__same_reasons("0/3 nodes are available: 1 Insufficient cpu.",
+					"0/14 nodes are available: 12 Insufficient cpu."));
+	assert_false(sched__same_reasons("0/3 nodes are available: 3 Insufficient cpu.",
+					 "0/3 nodes are available: 1 Insufficient cpu, 2 Too many "
+					 "pods."));
+	assert_false(sched__same_reasons("no nodes available to schedule pods",
+					 "0/1 nodes are available: 1 Insufficient cpu."));
+	assert_false(sched__same_reasons("0/1 nodes are available: 1 Insufficient cpu.",
+					 "0/1 nodes are available: 1 Insufficient memory."));
+	assert_false(sched__same_reasons("0/1 nodes", "0/1 nodes are"));
+	assert_true(sched__same_reasons("", ""));
+}
+
+static void test_same_constraints(void **state)
+{
+	static const char *const same[] = {
+		/* Owners and scoring defaults do not matter. */
+		"{\"metadata\":{\"ownerReferences\":[{\"uid\":\"a\",\"controller\":true}]},"
+		"\"spec\":{\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"100m\"}}}],"
+		"\"nodeSelector\":{\"disk\":\"ssd\"}}}",
+		"{\"metadata\":{\"ownerReferences\":[{\"uid\":\"b\",\"controller\":true}]},"
+		"\"spec\":{\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"0.1\"}}}],"
+		"\"nodeSelector\":{\"disk\":\"ssd\"}}}",
+	};
+	static const char *const differ[] = {
+		"{\"spec\":{\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"200m\"}}}],"
+		"\"nodeSelector\":{\"disk\":\"ssd\"}}}",
+		"{\"spec\":{\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"100m\"}}}],"
+		"\"nodeSelector\":{\"disk\":\"hdd\"}}}",
+		"{\"spec\":{\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"100m\"}},"
+		"\"ports\":[{\"containerPort\":80,\"hostPort\":80}]}],"
+		"\"nodeSelector\":{\"disk\":\"ssd\"}}}",
+		"{\"spec\":{\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"100m\"}}}],"
+		"\"nodeSelector\":{\"disk\":\"ssd\"},"
+		"\"tolerations\":[{\"key\":\"k\",\"operator\":\"Exists\"}]}}",
+		"{\"spec\":{\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"100m\"}}}],"
+		"\"nodeSelector\":{\"disk\":\"ssd\"},\"affinity\":{\"nodeAffinity\":"
+		"{\"requiredDuringSchedulingIgnoredDuringExecution\":{\"nodeSelectorTerms\":"
+		"[{\"matchExpressions\":[{\"key\":\"zone\",\"operator\":\"In\","
+		"\"values\":[\"a\"]}]}]}}}}}",
+		"{\"spec\":{\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"100m\"}}}],"
+		"\"nodeSelector\":{\"disk\":\"ssd\"},\"affinity\":{\"nodeAffinity\":"
+		"{\"requiredDuringSchedulingIgnoredDuringExecution\":{\"nodeSelectorTerms\":"
+		"[{\"matchExpressions\":[{\"key\":\"zone\",\"operator\":\"In\","
+		"\"values\":[\"b\"]}]}]}}}}}",
+	};
+	struct sched_pod_spec a, b, c;
+	(void)state;
+
+	pod(same[0], &a);
+	pod(same[1], &b);
+	assert_true(sched__same_constraints(&a, &b));
+	assert_true(sched__same_constraints(&b, &a));
+	for (size_t i = 0; i < sizeof(differ) / sizeof(differ[0]); i++) {
+		pod(differ[i], &c);
+		assert_false(sched__same_constraints(&a, &c));
+		assert_false(sched__same_constraints(&c, &a));
+		assert_true(sched__same_constraints(&c, &c));
+		/* The two affinity variants differ only in a value. */
+		if (i == 5) {
+			struct sched_pod_spec d;
+			pod(differ[4], &d);
+			assert_false(sched__same_constraints(&c, &d));
+			sched__pod_clear(&d);
+		}
+		sched__pod_clear(&c);
+	}
+	sched__pod_clear(&a);
+	sched__pod_clear(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +679,8 @@ int main(void)
 		cmocka_unit_test(test_score_least_allocated),
 		cmocka_unit_test(test_score_spread),
 		cmocka_unit_test(test_diag_message),
+		cmocka_unit_test(test_same_reasons),
+		cmocka_unit_test(test_same_constraints),
 	};
 	return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
 }
