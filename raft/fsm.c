@@ -58,13 +58,20 @@ static int digest(const void *buf, size_t len, uint8_t out[DIGEST_LEN])
 	return 0;
 }
 
-static int write_header(uint8_t header[FSM_SNAPSHOT_HEADER_LEN],
-			const void *payload, size_t payload_len)
+/* The header without its digest. */
+static void header_fields(uint8_t header[FSM_SNAPSHOT_HEADER_LEN],
+			  size_t payload_len)
 {
 	memcpy(header, snapshot_magic, sizeof snapshot_magic);
 	put_le32(header + 8, FSM_SNAPSHOT_FORMAT);
 	put_le32(header + 12, 0);
 	put_le64(header + 16, (uint64_t)payload_len);
+}
+
+static int write_header(uint8_t header[FSM_SNAPSHOT_HEADER_LEN],
+			const void *payload, size_t payload_len)
+{
+	header_fields(header, payload_len);
 	return digest(payload, payload_len, header + DIGEST_OFF);
 }
 
@@ -191,9 +198,12 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 /* ------------------------------------------------------------ forked */
 
 /* The child's output in its memfd: an 8-byte marker, zero until the child
- * has written everything after it, then the store encoding. The marker
- * proves completeness even if someone else reaped the child. */
+ * has written everything after it, the SHA-256 of the encoding, then the
+ * store encoding. The marker proves completeness even if someone else
+ * reaped the child. */
 #define CHILD_MARKER_LEN 8
+#define CHILD_PAYLOAD_OFF (CHILD_MARKER_LEN + DIGEST_LEN)
+#define CHILD_CHUNK (256u * 1024u)
 static const char child_done[CHILD_MARKER_LEN] = {'C', 'P', 'S', 'T',
 						  'D', 'O', 'N', 'E'};
 #define CHILD_WAIT_MS (10u * 60u * 1000u)
@@ -215,15 +225,38 @@ static int write_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
+/* What the child streams its encoding through: a digest and pwrite. */
+struct child_out {
+	int fd;
+	off_t off;
+	EVP_MD_CTX *md;
+};
+
+static int child_write(void *data, const void *buf, size_t len)
+{
+	struct child_out *o = data;
+
+	if (EVP_DigestUpdate(o->md, buf, len) != 1 ||
+	    write_all(o->fd, buf, len, o->off) != 0)
+		return -EIO;
+	o->off += (off_t)len;
+	return 0;
+}
+
 /* Runs in the child: encodes the copy-on-write image of the store into
- * @fd and exits. Only async-signal-safe calls and malloc (which glibc
- * keeps usable in a child of a threaded process) happen here. */
+ * @fd in chunks (nothing the size of the store is allocated or copied),
+ * digests it on the way, and exits. Only async-signal-safe calls, malloc
+ * (which glibc keeps usable in a child of a threaded process) and the
+ * digest with the algorithm fetched before the fork happen here. The
+ * digest is done here rather than in the daemon's thread pool because
+ * this process runs at the lowest priority: the daemons' loops win. */
 static void child_main(struct fsm *f, int fd, pid_t parent)
 	__attribute__((noreturn));
 static void child_main(struct fsm *f, int fd, pid_t parent)
 {
-	void *payload;
-	size_t len;
+	struct child_out o = {fd, CHILD_PAYLOAD_OFF, NULL};
+	uint8_t sum[DIGEST_LEN];
+	unsigned n = 0;
 
 	/* Die with the daemon rather than outlive a SIGKILL of it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -237,12 +270,16 @@ static void child_main(struct fsm *f, int fd, pid_t parent)
 	close_range((unsigned)fd + 1, ~0u, 0);
 	/* Background work: on a busy machine the loops of the daemons (and
 	 * their heartbeats) must win the CPU. */
-	if (nice(10) == -1) {
+	if (nice(19) == -1) {
 		/* Unchanged priority is fine. */
 	}
-	if (store_snapshot(f->store, &payload, &len) != 0)
+	o.md = EVP_MD_CTX_new();
+	if (o.md == NULL || EVP_DigestInit_ex(o.md, f->sha256, NULL) != 1)
 		_exit(2);
-	if (write_all(fd, payload, len, CHILD_MARKER_LEN) != 0 ||
+	if (store_snapshot_stream(f->store, CHILD_CHUNK, child_write, &o) != 0)
+		_exit(3);
+	if (EVP_DigestFinal_ex(o.md, sum, &n) != 1 || n != DIGEST_LEN ||
+	    write_all(fd, sum, DIGEST_LEN, CHILD_MARKER_LEN) != 0 ||
 	    write_all(fd, child_done, CHILD_MARKER_LEN, 0) != 0)
 		_exit(3);
 	_exit(0);
@@ -381,13 +418,11 @@ static int fork_finish(struct fsm *f, struct raft_buffer *bufs[],
 		goto err_nomem;
 	}
 	b[0].len = FSM_SNAPSHOT_HEADER_LEN;
-	b[1].base = map + CHILD_MARKER_LEN;
-	b[1].len = len - CHILD_MARKER_LEN;
-	if (write_header(b[0].base, b[1].base, b[1].len) != 0) {
-		free(b[0].base);
-		free(b);
-		goto err_nomem;
-	}
+	b[1].base = map + CHILD_PAYLOAD_OFF;
+	b[1].len = len - CHILD_PAYLOAD_OFF;
+	header_fields(b[0].base, b[1].len);
+	memcpy((uint8_t *)b[0].base + DIGEST_OFF, map + CHILD_MARKER_LEN,
+	       DIGEST_LEN);
 	*bufs = b;
 	*n_bufs = 2;
 	return 0;
@@ -417,7 +452,8 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
 
 	fork_discard(f); /* leftovers of an abandoned attempt */
 	f->async_errmsg[0] = '\0';
-	if (f->fork_snapshots && f->fork_failures < FSM_FORK_FAILURES_MAX) {
+	if (f->fork_snapshots && f->sha256 != NULL &&
+	    f->fork_failures < FSM_FORK_FAILURES_MAX) {
 		rv = fork_start(f);
 		if (rv == 0) {
 			*bufs = NULL;
@@ -486,7 +522,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[]
 		for (unsigned i = 0; i < *n_bufs; i++) {
 			uint8_t *base = (*bufs)[i].base;
 			if (f->map != NULL &&
-			    base == (uint8_t *)f->map + CHILD_MARKER_LEN)
+			    base == (uint8_t *)f->map + CHILD_PAYLOAD_OFF)
 				continue; /* unmapped below */
 			free(base);
 		}
@@ -531,6 +567,10 @@ void fsm_init(struct fsm *f, struct store *store)
 	f->store = store;
 	f->memfd = -1;
 	f->fork_snapshots = true;
+	/* Fetched once, before any fork: the child must not look algorithms
+	 * up (locks another thread may have held at the fork). NULL (no
+	 * memory) leaves snapshots on the loop. */
+	f->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	f->raft_fsm.version = 3;
 	f->raft_fsm.data = f;
 	f->raft_fsm.apply = fsm_apply;
@@ -545,6 +585,8 @@ void fsm_close(struct fsm *f)
 	if (f == NULL)
 		return;
 	fork_discard(f);
+	EVP_MD_free(f->sha256);
+	f->sha256 = NULL;
 	f->hook = NULL;
 	f->store = NULL;
 }

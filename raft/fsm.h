@@ -21,11 +21,15 @@
  *
  * Snapshots are taken off the loop (libraft's fsm version 3): snapshot()
  * forks, and the child, holding a copy-on-write image of the store as of
- * that entry, encodes it into a memfd and exits; snapshot_async() runs in
- * libuv's thread pool, waits for the child, maps its output and digests
- * it. The loop pays only for fork() (a few ms for a large store) instead of
- * encoding and digesting the whole store (about 1 ms per 1000 keys), which
- * stalled heartbeats long enough to cost leaderships under load. If fork or
+ * that entry, streams its encoding (store_snapshot_stream, 256 KiB at a
+ * time) into a memfd, digests it on the way, and exits; it runs at nice 19
+ * so that the daemons' loops win the CPU. snapshot_async() runs in libuv's
+ * thread pool, waits for the child and maps its output (no digest there:
+ * a SHA-256 of a 30 MB store in the thread pool at normal priority used
+ * to compete with the loops). The loop pays only for fork() (a few ms for
+ * a large store) instead of encoding and digesting the whole store (about
+ * 1 ms per 1000 keys), which stalled heartbeats long enough to cost
+ * leaderships under load. If fork or
  * the child fails, that snapshot is abandoned (libraft retries at the next
  * entry) and after FSM_FORK_FAILURES_MAX failures in a row snapshots are
  * encoded synchronously on the loop, as before.
@@ -68,6 +72,7 @@ struct fsm {
 	void *map;              /* the mapped output, NULL when none */
 	size_t map_len;
 	char async_errmsg[128]; /* written by snapshot_async() only */
+	struct evp_md_st *sha256; /* EVP_MD fetched at init, for the child */
 };
 
 /* Initialises @f over @store (borrowed: it must outlive the fsm). Cannot

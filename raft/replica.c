@@ -37,13 +37,20 @@
 #include "raft/replica.h"
 
 #include <assert.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -112,6 +119,7 @@ struct apply_batch {
 #define NODELAY_CHECK_MS 250u /* see nodelay_check() */
 #define NODELAY_DONE_MAX 32u
 #define APPLY_BATCH_MAX 256
+#define KICK_PEERS_MAX 16
 #define APPLY_BATCH_BYTES (4u << 20)
 _Static_assert(sizeof(struct apply_internal) <=
 		       sizeof(((struct replica_apply *)0)->internal),
@@ -230,10 +238,23 @@ struct replica {
 		uv_os_fd_t fd;
 	} nodelay_done[NODELAY_DONE_MAX];
 	unsigned n_nodelay_done;
+
+	/* Telling followers the commit index at once (see commit_kick()). */
+	int (*io_start)(struct raft_io *io, unsigned msecs,
+			raft_io_tick_cb tick, raft_io_recv_cb recv);
+	int (*io_send)(struct raft_io *io, struct raft_io_send *req,
+		       const struct raft_message *message, raft_io_send_cb cb);
+	raft_io_tick_cb tick_cb;
+	struct {
+		raft_id id;
+		raft_index commit; /* leader_commit of the latest AppendEntries */
+	} sent[KICK_PEERS_MAX];
+	uint64_t n_kicks;
 };
 
 static void evaluate(struct replica *r);
 static void nodelay_check(struct replica *r);
+static void snapshot_schedule(struct replica *r);
 static void defer_cb(uv_timer_t *t);
 static void wait_timer_cb(uv_timer_t *t);
 
@@ -1463,6 +1484,7 @@ static void evaluate(struct replica *r)
 	if (r->started && !r->closing) {
 		reconcile_step(r);
 		nodelay_check(r);
+		snapshot_schedule(r);
 	}
 
 	r->in_evaluate = false;
@@ -1554,6 +1576,245 @@ static void nodelay_check(struct replica *r)
 	r->n_nodelay_done = j;
 }
 
+/* ------------------------------------------------------------ commit kick */
+
+/* libraft 0.15 tells followers the commit index only inside AppendEntries:
+ * when the entries a follower acknowledged commit and nothing new follows,
+ * it learns of the commit at the next heartbeat (up to two heartbeat
+ * intervals later, as ticks and heartbeats are not in phase), and so do
+ * its watchers and the reads waiting on it. The leader therefore sends an
+ * empty AppendEntries at once to each follower that holds every entry but
+ * was last told an older commit index. libraft has no call for that; its
+ * tick does it for a follower whose last send is a heartbeat interval old,
+ * so the replica wraps the io's start() to learn the tick callback and its
+ * send() to see the commit index each AppendEntries carried, clears the
+ * last-send time of those followers and runs a tick. An extra tick is
+ * harmless: everything it does is decided by comparing times. */
+static struct replica *replica_of_io(struct raft_io *io)
+{
+	return (struct replica *)(void *)((char *)io -
+					  offsetof(struct replica, io));
+}
+
+static int kick_io_start(struct raft_io *io, unsigned msecs,
+			 raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+	struct replica *r = replica_of_io(io);
+
+	r->tick_cb = tick;
+	return r->io_start(io, msecs, tick, recv);
+}
+
+static int kick_io_send(struct raft_io *io, struct raft_io_send *req,
+			const struct raft_message *message, raft_io_send_cb cb)
+{
+	struct replica *r = replica_of_io(io);
+
+	if (message->type == RAFT_IO_APPEND_ENTRIES) {
+		/* By position in the configuration, as libraft's progress;
+		 * the id tells a stale slot after a change. */
+		unsigned i = server_index(&r->raft.configuration,
+					  message->server_id);
+		if (i < KICK_PEERS_MAX) {
+			r->sent[i].id = message->server_id;
+			r->sent[i].commit = message->append_entries.leader_commit;
+		}
+	}
+	return r->io_send(io, req, message, cb);
+}
+
+/* The commit index the follower at position @i was last sent, 0 when
+ * unknown (a follower beyond KICK_PEERS_MAX is never kicked). */
+static raft_index kick_sent_commit(const struct replica *r, unsigned i,
+				   raft_id id)
+{
+	return r->sent[i].id == id ? r->sent[i].commit : 0;
+}
+
+/* Runs before the loop blocks, on the leader. */
+static void commit_kick(struct replica *r)
+{
+	const struct raft_configuration *c = &r->raft.configuration;
+	raft_index last = raft_last_index(&r->raft);
+	raft_index commit = r->raft.commit_index;
+	bool kick = false;
+
+	if (r->tick_cb == NULL || !r->started || r->closing || r->failed ||
+	    raft_state(&r->raft) != RAFT_LEADER ||
+	    r->raft.leader_state.progress == NULL)
+		return;
+	for (unsigned i = 0; i < c->n && i < KICK_PEERS_MAX; i++) {
+		struct raft_progress *p = &r->raft.leader_state.progress[i];
+		if (c->servers[i].id == r->id || c->servers[i].role == RAFT_SPARE)
+			continue;
+		/* Only a follower that has every entry and would otherwise
+		 * wait for a heartbeat: one missing entries gets them (and the
+		 * commit index) without help. */
+		if (p->next_index <= last || p->match_index < commit ||
+		    kick_sent_commit(r, i, c->servers[i].id) >= commit)
+			continue;
+		p->last_send = 0;
+		kick = true;
+	}
+	if (kick) {
+		r->n_kicks++;
+		r->tick_cb(&r->io);
+	}
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+/* Every member applies the same log, so with one threshold all of them
+ * would snapshot at the same index, at the same moment, and the whole
+ * cluster would pay for it at once (measured: the p99 of writes near a
+ * snapshot was 3x the rest). Each voter snapshots instead at the indexes
+ * congruent to its own phase modulo the interval: the n voters are spread
+ * evenly over it, so a quorum without a snapshotting member remains.
+ * libraft snapshots once last_applied is threshold entries past the last
+ * snapshot: the threshold is set to reach the next such index. */
+static void snapshot_schedule(struct replica *r)
+{
+	const struct raft_configuration *c = &r->raft.configuration;
+	uint64_t interval = r->snapshot_threshold;
+	uint64_t n = 0, rank = 0, phase, last, target, threshold;
+
+	for (unsigned i = 0; i < c->n; i++) {
+		if (c->servers[i].role != RAFT_VOTER)
+			continue;
+		n++;
+		if (c->servers[i].id < r->id)
+			rank++;
+	}
+	if (n == 0)
+		n = 1;
+	if (rank >= n)
+		rank = 0; /* not a voter: any phase will do */
+	phase = interval * rank / n;
+	last = r->raft.log.snapshot.last_index;
+	/* The first index past a quarter interval with the right phase: in
+	 * steady state one snapshot per interval. */
+	target = last + interval / 4 + 1;
+	target += (phase + interval - target % interval) % interval;
+	threshold = target - last;
+	if (threshold > UINT_MAX)
+		threshold = UINT_MAX;
+	if (r->raft.snapshot.threshold != (unsigned)threshold)
+		raft_set_snapshot_threshold(&r->raft, (unsigned)threshold);
+}
+
+/* ------------------------------------------------------------ aio contexts */
+
+/* libraft 0.15's uv io gives every open segment its own kernel AIO
+ * context and, when the segment is closed (each time one fills up, and at
+ * every snapshot, which closes the open segment), destroys it with
+ * io_destroy(2) on the loop thread. io_destroy waits for an RCU grace
+ * period: measured 28-40 ms on this machine's kernel, during which the
+ * whole replica (Raft, HTTP, watches) stood still; loadgen traces showed
+ * those stalls several times a second under load on the three members.
+ * libraft calls it through syscall(3) (UvOsIoDestroy, src/uv_os.c) and
+ * offers no hook, so this program's syscall() takes io_destroy calls and
+ * hands the context to a thread that destroys it; libraft never uses a
+ * context again after destroying it, and every other system call goes to
+ * the C library's syscall() unchanged. Falls back to destroying at once
+ * if the thread cannot start or has 64 contexts queued. */
+#define AIOD_QUEUE_MAX 64
+
+static pthread_mutex_t aiod_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t aiod_cond = PTHREAD_COND_INITIALIZER;
+static unsigned long aiod_queue[AIOD_QUEUE_MAX];
+static unsigned aiod_n;
+static int aiod_state; /* 0 not started, 1 running, -1 failed */
+static pid_t aiod_pid; /* the process whose thread it is (fork) */
+
+typedef long (*syscall_fn)(long number, ...);
+
+static syscall_fn libc_syscall(void)
+{
+	static syscall_fn fn;
+	syscall_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
+
+	if (f == NULL) {
+		void *p = dlsym(RTLD_NEXT, "syscall");
+		memcpy(&f, &p, sizeof f); /* POSIX: object to function pointer */
+		__atomic_store_n(&fn, f, __ATOMIC_RELEASE);
+	}
+	return f;
+}
+
+static void *aiod_main(void *arg)
+{
+	syscall_fn sys = libc_syscall();
+
+	(void)arg;
+	for (;;) {
+		unsigned long ctx;
+		pthread_mutex_lock(&aiod_lock);
+		while (aiod_n == 0)
+			pthread_cond_wait(&aiod_cond, &aiod_lock);
+		ctx = aiod_queue[--aiod_n];
+		pthread_mutex_unlock(&aiod_lock);
+		sys(SYS_io_destroy, ctx);
+	}
+	return NULL;
+}
+
+/* Queues @ctx for the thread. Returns false when the caller must destroy
+ * it itself. */
+static bool aiod_defer(unsigned long ctx)
+{
+	bool ok = false;
+
+	pthread_mutex_lock(&aiod_lock);
+	if (aiod_state == 1 && aiod_pid != getpid())
+		aiod_state = 0; /* a forked child: the thread is not here */
+	if (aiod_state == 0) {
+		pthread_attr_t attr;
+		pthread_t t;
+		sigset_t all, old;
+		aiod_state = -1;
+		if (pthread_attr_init(&attr) == 0) {
+			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+			pthread_attr_setstacksize(&attr, 64u * 1024u);
+			/* No signal handler of the daemon runs there. */
+			sigfillset(&all);
+			pthread_sigmask(SIG_SETMASK, &all, &old);
+			if (pthread_create(&t, &attr, aiod_main, NULL) == 0) {
+				aiod_state = 1;
+				aiod_pid = getpid();
+			}
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			pthread_attr_destroy(&attr);
+		}
+	}
+	if (aiod_state == 1 && aiod_n < AIOD_QUEUE_MAX) {
+		aiod_queue[aiod_n++] = ctx;
+		pthread_cond_signal(&aiod_cond);
+		ok = true;
+	}
+	pthread_mutex_unlock(&aiod_lock);
+	return ok;
+}
+
+long syscall(long number, ...)
+{
+	syscall_fn sys = libc_syscall();
+	long a[6];
+	va_list ap;
+
+	/* Like the C library's: the six argument registers, used or not. */
+	va_start(ap, number);
+	for (unsigned i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (number == SYS_io_destroy && aiod_defer((unsigned long)a[0]))
+		return 0;
+	if (sys == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return sys(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
 /* Both run on every loop iteration, the prepare one just before the loop
  * blocks: whatever was queued meanwhile is flushed before then. */
 static void prepare_cb(uv_prepare_t *h)
@@ -1563,11 +1824,13 @@ static void prepare_cb(uv_prepare_t *h)
 	flush_applies(r);
 	evaluate(r);
 	flush_applies(r);
+	commit_kick(r);
 }
 
 static void check_cb(uv_check_t *h)
 {
 	struct replica *r = h->data;
+
 
 	flush_applies(r);
 	evaluate(r);
@@ -1701,6 +1964,10 @@ static int ensure_raft(struct replica *r)
 	 * (src/compress.c, Decompress); our fsm header carries a digest of
 	 * the data, which libraft does not check. Store it plain. */
 	raft_uv_set_snapshot_compression(&r->io, false);
+	r->io_start = r->io.start;
+	r->io.start = kick_io_start;
+	r->io_send = r->io.send;
+	r->io.send = kick_io_send;
 	rv = raft_init(&r->raft, &r->io, &r->fsm.raft_fsm, r->id,
 		       r->raft_address);
 	if (rv != 0) {

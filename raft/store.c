@@ -955,6 +955,84 @@ err_overflow:
 	return -EINVAL;
 }
 
+/* Buffers packer output and hands it on in chunks. */
+struct chunkbuf {
+	char *data;
+	size_t len, cap;
+	store_write_fn write;
+	void *wdata;
+	int err;
+};
+
+static int chunkbuf_flush(struct chunkbuf *b)
+{
+	if (b->err == 0 && b->len > 0)
+		b->err = b->write(b->wdata, b->data, b->len);
+	b->len = 0;
+	return b->err;
+}
+
+static int chunkbuf_write(void *data, const char *buf, size_t len)
+{
+	struct chunkbuf *b = data;
+
+	while (len > 0) {
+		size_t n = b->cap - b->len;
+		if (n == 0) {
+			if (chunkbuf_flush(b) != 0)
+				return -1;
+			continue;
+		}
+		if (n > len)
+			n = len;
+		memcpy(b->data + b->len, buf, n);
+		b->len += n;
+		buf += n;
+		len -= n;
+	}
+	return b->err != 0 ? -1 : 0;
+}
+
+int store_snapshot_stream(const struct store *s, size_t chunk,
+			  store_write_fn write, void *data)
+{
+	struct chunkbuf b = {0};
+	msgpack_packer pk;
+	struct entry *e;
+	int rv = 0;
+
+	if (chunk < 64)
+		return -EINVAL;
+	b.data = STORE_MALLOC(chunk);
+	if (b.data == NULL)
+		return -ENOMEM;
+	b.cap = chunk;
+	b.write = write;
+	b.wdata = data;
+	msgpack_packer_init(&pk, &b, chunkbuf_write);
+	if (msgpack_pack_array(&pk, 4) != 0 ||
+	    msgpack_pack_uint64(&pk, STORE_SNAPSHOT_FORMAT) != 0 ||
+	    msgpack_pack_uint64(&pk, s->rev) != 0 ||
+	    msgpack_pack_uint64(&pk, s->compacted) != 0 ||
+	    msgpack_pack_array(&pk, s->count) != 0)
+		goto out;
+	RB_FOREACH(e, entry_tree, (struct entry_tree *)&s->tree)
+	{
+		if (msgpack_pack_array(&pk, 4) != 0 ||
+		    msgpack_pack_bin_with_body(&pk, e->key, e->key_len) != 0 ||
+		    msgpack_pack_bin_with_body(&pk, e->val->data,
+					       e->val->len) != 0 ||
+		    msgpack_pack_uint64(&pk, e->create_rev) != 0 ||
+		    msgpack_pack_uint64(&pk, e->mod_rev) != 0)
+			goto out;
+	}
+	chunkbuf_flush(&b);
+out:
+	rv = b.err;
+	STORE_FREE(b.data);
+	return rv;
+}
+
 /* Decodes the entries into @t (empty). Fails with -EBADMSG or -ENOMEM,
  * leaving whatever was inserted for the caller to clear. */
 static int restore_entries(struct rbuf *r, uint64_t count, uint64_t rev,

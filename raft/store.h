@@ -186,6 +186,15 @@ void store_watch_free(struct store_watch *w);
  * Errors: -ENOMEM. */
 int store_snapshot(const struct store *s, void **ret_buf, size_t *ret_len);
 
+/* The same bytes as store_snapshot(), handed to @write in pieces of at
+ * most @chunk bytes (from a buffer of that size allocated here, so that
+ * a large store is never copied whole; used by a snapshot child process).
+ * A non-zero return of @write stops and is returned. Errors: -ENOMEM,
+ * -EINVAL (@chunk < 64), or @write's. */
+typedef int (*store_write_fn)(void *data, const void *buf, size_t len);
+int store_snapshot_stream(const struct store *s, size_t chunk,
+			  store_write_fn write, void *data);
+
 /* Replaces the whole content with a snapshot. Live watches become gone;
  * the callbacks of drained ones fire so that their owners notice.
  * Errors: -EBADMSG (corrupt, truncated or unknown format; store unchanged),

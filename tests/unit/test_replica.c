@@ -10,7 +10,10 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/aio_abi.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -51,6 +54,9 @@ struct fixture {
 	struct node nodes[2];
 };
 
+/* Timeouts of the replicas node_new() creates (setup resets them). */
+static unsigned test_election_ms = 400, test_heartbeat_ms = 40;
+
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
@@ -59,6 +65,8 @@ static int setup(void **state)
 	assert_int_equal(uv_loop_init(&f->loop), 0);
 	snprintf(f->tmp, sizeof f->tmp, "/tmp/capstan-test-replica-XXXXXX");
 	assert_non_null(mkdtemp(f->tmp));
+	test_election_ms = 400;
+	test_heartbeat_ms = 40;
 	*state = f;
 	return 0;
 }
@@ -189,8 +197,8 @@ static int node_new(struct fixture *f, struct node *n, unsigned threshold)
 	c.raft_address = n->addr;
 	c.api_url = n->url;
 	c.data_dir = n->dir;
-	c.election_timeout_ms = 400;
-	c.heartbeat_timeout_ms = 40;
+	c.election_timeout_ms = test_election_ms;
+	c.heartbeat_timeout_ms = test_heartbeat_ms;
 	if (threshold != 0) {
 		c.snapshot_threshold = threshold;
 		c.snapshot_trailing = 2;
@@ -1101,6 +1109,167 @@ static void batched_writes(void **state)
 }
 
 /* A replica closed before (or after a failed) bootstrap frees everything. */
+static unsigned count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* libraft destroys its kernel AIO contexts with syscall(SYS_io_destroy)
+ * on the loop thread, which waits for an RCU grace period (tens of ms):
+ * the replica's syscall() hands them to a thread of their own instead
+ * (the first call starts it) and passes every other call on. Runs first,
+ * before any replica has closed a segment. */
+static void io_destroy_off_loop(void **state)
+{
+	aio_context_t ctx = 0;
+	struct io_event ev;
+	struct timespec zero = {0, 0}, nap = {0, 1000000};
+	unsigned threads;
+	long rv;
+	(void)state;
+
+	assert_int_equal(syscall(SYS_getpid), getpid());
+	assert_int_equal(syscall(SYS_io_setup, 4, &ctx), 0);
+	assert_int_equal(syscall(SYS_io_getevents, ctx, 0, 1, &ev, &zero), 0);
+	threads = count_threads();
+	assert_int_equal(syscall(SYS_io_destroy, ctx), 0);
+	assert_int_equal(count_threads(), threads + 1);
+	/* And the context really goes. */
+	for (unsigned i = 0; i < 60000; i++) {
+		rv = syscall(SYS_io_getevents, ctx, 0, 1, &ev, &zero);
+		if (rv != 0)
+			break;
+		nanosleep(&nap, NULL);
+	}
+	assert_int_equal(rv, -1);
+	assert_int_equal(errno, EINVAL);
+}
+
+static bool has_kick_key(void *arg)
+{
+	struct node *n = arg;
+	struct store_kv kv;
+
+	return store_get(replica_store(n->r), "/kick", 5, &kv) == 0;
+}
+
+/* A follower holding a committed entry learns of the commit at once, not
+ * with the leader's next heartbeat: here heartbeats are 5 s apart and the
+ * AppendEntries that carried the entry was sent as it was written, so
+ * without the leader's extra empty AppendEntries the follower could not
+ * apply it for 5 s. */
+static void follower_learns_commit_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct node *n1 = &f->nodes[0], *n2 = &f->nodes[1];
+	struct converged conv = {n1, n2};
+	struct change_req add;
+	uint64_t t0;
+
+	test_heartbeat_ms = 5000;
+	test_election_ms = 60000;
+	node_init(f, n1, 1);
+	node_init(f, n2, 2);
+	assert_int_equal(node_new(f, n1, 0), 0);
+	node_start_leader(f, n1, true);
+	assert_int_equal(node_new(f, n2, 0), 0);
+	assert_int_equal(replica_start(n2->r), 0);
+	memset(&add, 0, sizeof add);
+	add.req.data = &add;
+	assert_int_equal(replica_add_member(n1->r, &add.req, n2->id, n2->addr,
+					    n2->url, change_cb),
+			 0);
+	run_until(f, flag_set, &add.done);
+	assert_int_equal(add.status, 0);
+	run_until(f, stores_converged, &conv);
+
+	t0 = uv_now(&f->loop);
+	put_sync(f, n1, STORE_COND_NONE, 0, "/kick", "v");
+	run_until(f, has_kick_key, n2);
+	assert_true(uv_now(&f->loop) - t0 < test_heartbeat_ms / 2);
+	node_close(f, n2);
+	node_close(f, n1);
+}
+
+/* Indexes of the snapshots in @dir, by their file names. */
+static unsigned snapshot_indexes(const char *dir, unsigned long long *idx,
+				 unsigned max)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		unsigned long long term, index, stamp;
+		if (!is_snapshot_data(e->d_name) ||
+		    sscanf(e->d_name, "snapshot-%llu-%llu-%llu", &term, &index,
+			   &stamp) != 3 ||
+		    n == max)
+			continue;
+		idx[n++] = index;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Voters snapshot at different indexes, spread over the interval by
+ * their rank (ids 1 and 2 of two voters: phases 0 and 8 of 16), so that
+ * they do not all pay for a snapshot at the same moment. */
+static void snapshots_staggered(void **state)
+{
+	struct fixture *f = *state;
+	struct node *n1 = &f->nodes[0], *n2 = &f->nodes[1];
+	struct converged conv = {n1, n2};
+	struct change_req add;
+	unsigned long long idx[8];
+	unsigned n;
+	char key[32];
+
+	node_init(f, n1, 1);
+	node_init(f, n2, 2);
+	assert_int_equal(node_new(f, n1, 16), 0);
+	node_start_leader(f, n1, true);
+	assert_int_equal(node_new(f, n2, 16), 0);
+	assert_int_equal(replica_start(n2->r), 0);
+	memset(&add, 0, sizeof add);
+	add.req.data = &add;
+	assert_int_equal(replica_add_member(n1->r, &add.req, n2->id, n2->addr,
+					    n2->url, change_cb),
+			 0);
+	run_until(f, flag_set, &add.done);
+	assert_int_equal(add.status, 0);
+	for (int i = 0; i < 40; i++) {
+		snprintf(key, sizeof key, "/s/%03d", i);
+		put_sync(f, n1, STORE_COND_NONE, 0, key, "v");
+	}
+	run_until(f, stores_converged, &conv);
+	run_until(f, snapshot_written, n1);
+	run_until(f, snapshot_written, n2);
+	node_close(f, n2);
+	node_close(f, n1);
+
+	/* A snapshot starts at the first apply past its index: a few
+	 * entries late at most here. */
+	n = snapshot_indexes(n1->dir, idx, 8);
+	assert_true(n >= 1);
+	for (unsigned i = 0; i < n; i++)
+		assert_true(idx[i] % 16 < 4);
+	n = snapshot_indexes(n2->dir, idx, 8);
+	assert_true(n >= 1);
+	for (unsigned i = 0; i < n; i++)
+		assert_true(idx[i] % 16 >= 8);
+}
+
 static void close_unstarted(void **state)
 {
 	struct fixture *f = *state;
@@ -1117,6 +1286,7 @@ static void close_unstarted(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(io_destroy_off_loop),
 		cmocka_unit_test_setup_teardown(bad_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(single_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_from_snapshot, setup,
@@ -1135,6 +1305,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(close_unstarted, setup, teardown),
 		cmocka_unit_test_setup_teardown(disk_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(batched_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(follower_learns_commit_at_once,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(snapshots_staggered, setup,
+						teardown),
 	};
 	/* CAPSTAN_TEST_FILTER=name runs one test (cmocka's wildcard syntax). */
 	if (getenv("CAPSTAN_TEST_FILTER") != NULL)

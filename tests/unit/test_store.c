@@ -853,6 +853,76 @@ static struct store *small_store(void)
 	return s;
 }
 
+/* Collects store_snapshot_stream() output; fails the call numbered
+ * fail_at (1-based, 0 never) with -EIO. */
+struct stream_out {
+	unsigned char *buf;
+	size_t len;
+	size_t max_piece;
+	unsigned calls;
+	unsigned fail_at;
+};
+
+static int stream_out_write(void *data, const void *buf, size_t len)
+{
+	struct stream_out *c = data;
+
+	c->calls++;
+	if (c->calls == c->fail_at)
+		return -EIO;
+	assert_true(len > 0);
+	c->buf = realloc(c->buf, c->len + len);
+	assert_non_null(c->buf);
+	memcpy(c->buf + c->len, buf, len);
+	c->len += len;
+	if (len > c->max_piece)
+		c->max_piece = len;
+	return 0;
+}
+
+/* The streamed encoding is store_snapshot()'s, byte for byte, whatever
+ * the chunk size (values larger than a chunk included), in pieces no
+ * larger than the chunk; a failing write stops it with its error. */
+static void snapshot_stream(void **state)
+{
+	struct store *s = small_store();
+	static unsigned char big[5000];
+	const size_t chunks[] = {64, 100, 4096, 1u << 20};
+	struct store_result res;
+	struct store_cmd cmd = {.type = STORE_CMD_PUT,
+				.key = "/big",
+				.key_len = 4,
+				.val = big,
+				.val_len = sizeof(big)};
+	struct stream_out c;
+	void *buf;
+	size_t len;
+	(void)state;
+
+	memset(big, 0x5a, sizeof(big));
+	assert_int_equal(store_apply(s, &cmd, &res), 0);
+	assert_int_equal(store_snapshot(s, &buf, &len), 0);
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(store_snapshot_stream(s, chunks[i], stream_out_write,
+						       &c),
+				 0);
+		assert_int_equal(c.len, len);
+		assert_memory_equal(c.buf, buf, len);
+		assert_true(c.max_piece <= chunks[i]);
+		free(c.buf);
+	}
+	memset(&c, 0, sizeof(c));
+	c.fail_at = 2;
+	assert_int_equal(store_snapshot_stream(s, 64, stream_out_write, &c), -EIO);
+	assert_int_equal(c.calls, 2);
+	free(c.buf);
+	assert_int_equal(store_snapshot_stream(s, 63, stream_out_write, &c),
+			 -EINVAL);
+	free(buf);
+	store_free(s);
+}
+
 /* Packs a hand-made snapshot: entries given as key, value, create, mod. */
 struct fake_entry {
 	const char *key;
@@ -1398,6 +1468,20 @@ static int op_snapshot(struct store *s, void *arg)
 	return rv;
 }
 
+static int discard_write(void *data, const void *buf, size_t len)
+{
+	(void)data;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+static int op_stream(struct store *s, void *arg)
+{
+	(void)arg;
+	return store_snapshot_stream(s, 256, discard_write, NULL);
+}
+
 static int op_watch(struct store *s, void *arg)
 {
 	struct store_watch *w;
@@ -1441,6 +1525,7 @@ static void out_of_memory(void **state)
 	}
 	enomem_sweep(s, op_delete, "/k3");
 	enomem_sweep(s, op_snapshot, NULL);
+	enomem_sweep(s, op_stream, NULL);
 	enomem_sweep(s, op_watch, NULL);
 	enomem_sweep(s, op_encode, NULL);
 	enomem_sweep(s, op_restore, &st);
@@ -1469,6 +1554,7 @@ int main(void)
 	    cmocka_unit_test(watch_restore_gone),
 	    cmocka_unit_test(snapshot_round_trip),
 	    cmocka_unit_test(snapshot_corrupt),
+	    cmocka_unit_test(snapshot_stream),
 	    cmocka_unit_test(determinism),
 	    cmocka_unit_test(codec_round_trip),
 	    cmocka_unit_test(codec_padding),
