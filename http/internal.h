@@ -221,6 +221,20 @@ void http__leader_close(struct http_server *s);
  * answer. The caller has authenticated and authorized the user. */
 void http__forward(struct http_request *hr);
 
+/* Follower (store_api.c): sends the store command @cmd (copied), built
+ * here from the request of @hr, to the leader in its next batch of writes
+ * (http_client_batch(); at most once). @cb runs exactly once, maybe from
+ * within this call: with @hr and the outcome as a replica_apply() callback
+ * on the leader would see it (@status, @res) when the leader took the
+ * command; with @hr NULL when the request was dealt with otherwise (gone,
+ * answered 504 or with the leader's own answer, waiting for a leader to
+ * be dispatched again, or forwarded with http__forward() when the
+ * command does not fit a batch): then only free @data. */
+typedef void (*http_fwd_cb)(void *data, struct http_request *hr, int status,
+			    const struct store_result *res);
+void http__forward_cmd(struct http_request *hr, const struct store_cmd *cmd, http_fwd_cb cb,
+		       void *data);
+
 /* Consistent reads (read.c): @cb runs once a linearizable read may be served
  * from local memory (0), or with the HTTP status of a failure (503 no
  * leader reachable, 504 timeout): reads are idempotent, so the caller

@@ -6,7 +6,8 @@
  * Reads are linearizable unless ?consistency=local. PUT and DELETE go
  * through Raft on the leader; a follower forwards them to the leader in
  * batches (POST /capstan/v1/store from another master, see "batched
- * forwarding" below).
+ * forwarding" below). The same batches carry the API creates that
+ * followers prepare (http__forward_cmd(), kapi_write.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -455,12 +456,25 @@ static uint64_t get_be64(const unsigned char *p)
 	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
 }
 
-/* Follower: one forwarded write. */
+/* Follower: one forwarded write. With @cb (http__forward_cmd), the
+ * caller answers an applied write and owns @data; without, it is a store
+ * write answered here. */
 struct fwd_write {
 	struct http_op op; /* first */
+	http_fwd_cb cb;
+	void *data;
 	size_t key_len;
 	char key[]; /* NUL-terminated */
 };
+
+/* Tells the caller of http__forward_cmd() that the request was dealt with
+ * (or is gone), then frees the op. */
+static void fwd_write_free(struct fwd_write *f)
+{
+	if (f->cb != NULL)
+		f->cb(f->data, NULL, 0, NULL);
+	http__op_free(&f->op);
+}
 
 /* Nothing was done: wait for a (new) leader, then dispatch again. */
 static void fwd_write_again(struct fwd_write *f)
@@ -468,7 +482,7 @@ static void fwd_write_again(struct fwd_write *f)
 	struct http_server *s = f->op.server;
 	struct http_request *hr = f->op.req != NULL ? f->op.hr : NULL;
 
-	http__op_free(&f->op);
+	fwd_write_free(f);
 	http__leader_invalidate(s);
 	if (hr != NULL) /* else the client left: nothing to do */
 		http__wait_leader(hr, 503, "the leader is unreachable, try again");
@@ -480,13 +494,14 @@ static void fwd_write_fail(struct fwd_write *f, int code, const char *reason, co
 
 	if (req != NULL)
 		http_send_status(req, code, reason, "%s", msg);
-	http__op_free(&f->op);
+	fwd_write_free(f);
 }
 
 static void fwd_write_result(struct fwd_write *f, const struct http_client_response *res)
 {
 	const unsigned char *p = (const unsigned char *)res->body;
 	struct store_result sr;
+	struct http_request *hr;
 	h2o_req_t *req;
 	int code;
 
@@ -501,20 +516,27 @@ static void fwd_write_result(struct fwd_write *f, const struct http_client_respo
 		fwd_write_again(f);
 		return;
 	}
+	hr = f->op.req != NULL ? f->op.hr : NULL;
 	req = http__op_detach(&f->op);
 	if (req == NULL) {
-		http__op_free(&f->op);
+		fwd_write_free(f);
 		return;
 	}
 	if (p[0] == FWD_REFUSED) {
 		http_send_status(req, 500, NULL, "the write failed: %s", strerror(-code));
+		fwd_write_free(f);
+		return;
+	}
+	sr.status = (int)(int32_t)get_be32(p + 8);
+	sr.create_rev = get_be64(p + 16);
+	sr.mod_rev = get_be64(p + 24);
+	sr.rev = get_be64(p + 32);
+	if (code == REPLICA_ENOTLEADER) /* see apply_cb(): not appended */
+		code = REPLICA_EUNKNOWN;
+	if (f->cb != NULL) {
+		f->cb(f->data, hr, code, &sr);
+		f->cb = NULL;
 	} else {
-		sr.status = (int)(int32_t)get_be32(p + 8);
-		sr.create_rev = get_be64(p + 16);
-		sr.mod_rev = get_be64(p + 24);
-		sr.rev = get_be64(p + 32);
-		if (code == REPLICA_ENOTLEADER) /* see apply_cb(): not appended */
-			code = REPLICA_EUNKNOWN;
 		answer_write(req, f->key, f->key_len, code, &sr);
 	}
 	http__op_free(&f->op);
@@ -538,7 +560,7 @@ static void fwd_write_cb(void *data, int err, const struct http_client_response 
 		/* A leader that does not take batches did nothing: forward
 		 * this one the classic way. */
 		hr = f->op.req != NULL ? f->op.hr : NULL;
-		http__op_free(&f->op);
+		fwd_write_free(f);
 		if (hr != NULL)
 			http__forward(hr);
 		return;
@@ -554,7 +576,7 @@ static void fwd_write_cb(void *data, int err, const struct http_client_response 
 						 "the leader gave an invalid answer: the outcome "
 						 "of the request is unknown");
 		}
-		http__op_free(&f->op);
+		fwd_write_free(f);
 		return;
 	}
 	switch (err) {
@@ -576,8 +598,9 @@ static void fwd_write_cb(void *data, int err, const struct http_client_response 
 }
 
 /* Follower: forwards @cmd in the leader's next batch (or the classic way
- * when it is too big for one). */
-static void forward_write(struct http_request *hr, const struct store_cmd *cmd)
+ * when it is too big for one); see http__forward_cmd() for @cb. */
+static void forward_write(struct http_request *hr, const struct store_cmd *cmd, http_fwd_cb cb,
+			  void *data)
 {
 	static const char *const headers[] = {
 		"Content-Type: " FWD_CONTENT_TYPE,
@@ -593,17 +616,26 @@ static void forward_write(struct http_request *hr, const struct store_cmd *cmd)
 	int rv;
 
 	if (leader[0] == '\0' || s->leader.is_self) {
+		if (cb != NULL)
+			cb(data, NULL, 0, NULL);
 		http__wait_leader(hr, 503, "no leader is known, try again");
 		return;
 	}
 	if (cmd->key_len + cmd->val_len > FWD_BATCH_ITEM_MAX ||
 	    (size_t)snprintf(url, sizeof(url), "%s/capstan/v1/store", leader) >= sizeof(url)) {
+		if (cb != NULL)
+			cb(data, NULL, 0, NULL);
 		http__forward(hr);
 		return;
 	}
 	f = http__op_new(hr, sizeof(*f) + cmd->key_len + 1);
-	if (f == NULL)
+	if (f == NULL) {
+		if (cb != NULL)
+			cb(data, NULL, 0, NULL);
 		return;
+	}
+	f->cb = cb;
+	f->data = data;
 	memcpy(f->key, cmd->key, cmd->key_len);
 	f->key[cmd->key_len] = '\0';
 	f->key_len = cmd->key_len;
@@ -624,6 +656,12 @@ static void forward_write(struct http_request *hr, const struct store_cmd *cmd)
 		fwd_write_fail(f, 503, NULL, "the server is shutting down");
 	else if (rv != 0)
 		fwd_write_fail(f, 500, NULL, "cannot forward the request to the leader");
+}
+
+void http__forward_cmd(struct http_request *hr, const struct store_cmd *cmd, http_fwd_cb cb,
+		       void *data)
+{
+	forward_write(hr, cmd, cb, data);
 }
 
 /* Leader: one batch of forwarded writes, answered when all are. */
@@ -786,7 +824,7 @@ static void do_write(struct http_request *hr, const char *key, size_t key_len, b
 		cmd.val_len = hr->req->entity.len;
 	}
 	if (!hr->forwarded && http__role(s) == HTTP_ROLE_FOLLOWER) {
-		forward_write(hr, &cmd);
+		forward_write(hr, &cmd, NULL, NULL);
 		return;
 	}
 	if (!http__write_here(hr))

@@ -138,7 +138,12 @@ static const char *utf8_clean(const char *s, size_t n, struct buf *scratch, size
 	bool oom = false;
 
 	while (i < n) {
-		if (u[i] < 0x80) {
+		uint64_t v;
+
+		/* ASCII, 8 bytes at a time (most strings are). */
+		if (n - i >= 8 && (memcpy(&v, u + i, 8), (v & 0x8080808080808080ull) == 0)) {
+			i += 8;
+		} else if (u[i] < 0x80) {
 			i++;
 		} else if ((k = utf8_seq(u + i, n - i)) != 0) {
 			i += k;
@@ -846,6 +851,120 @@ int codec_msgpack_to_json(const void *mp, size_t len, unsigned flags, struct buf
 	return r;
 }
 
+/* A map's pairs after its header: @drop left out, @extra (JSON text of
+ * pairs) added at the end; for codec_msgpack_to_json_with(). */
+static int jw_map_with(struct jw *w, const uint8_t **pp, uint32_t n, const char *drop,
+		       const char *extra, bool *first)
+{
+	size_t drop_len = drop != NULL ? strlen(drop) : 0;
+	uint32_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		const uint8_t *at = *pp;
+		struct mp_item key;
+
+		if (mp_read(pp, w->end, &key) != 0)
+			return jw_bad(w, at, "truncated or invalid key");
+		if (key.type != MP_STR)
+			return jw_bad(w, at, "map key is not a string");
+		if (drop != NULL && key.n == drop_len && memcmp(key.p, drop, drop_len) == 0) {
+			if (mp_skip(pp, w->end) != 0)
+				return jw_bad(w, *pp, "truncated or invalid value");
+			continue;
+		}
+		if (!*first)
+			put_c(w->out, &w->oom, ',');
+		*first = false;
+		json_put_str(w->out, &w->oom, key.p, key.n);
+		put_c(w->out, &w->oom, ':');
+		if ((r = jw_value(w, pp, 1)) != 0)
+			return r;
+	}
+	if (extra != NULL && extra[0] != '\0') {
+		if (!*first)
+			put_c(w->out, &w->oom, ',');
+		*first = false;
+		put(w->out, &w->oom, extra, strlen(extra));
+	}
+	return 0;
+}
+
+int codec_msgpack_to_json_with(const void *mp, size_t len, const char *in, const char *drop,
+			       const char *extra, struct buf *out)
+{
+	struct jw w = {
+		.out = out,
+		.start = mp,
+		.end = (const uint8_t *)mp + len,
+	};
+	const uint8_t *p = mp;
+	size_t saved = out->len, in_len = strlen(in);
+	struct mp_item top;
+	bool first = true, has_in = false;
+	uint32_t i;
+	int r = 0;
+
+	if (len == 0 || !((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf))
+		return codec_msgpack_to_json(mp, len, 0, out, NULL);
+	if (buf_reserve(out, len + len / 2 + 64) != 0)
+		return -ENOMEM;
+	if (mp_read(&p, w.end, &top) != 0) {
+		r = -EBADMSG;
+		goto out;
+	}
+	put_c(out, &w.oom, '{');
+	for (i = 0; i < top.n && r == 0; i++) {
+		const uint8_t *at = p;
+		struct mp_item key, sub;
+
+		if (mp_read(&p, w.end, &key) != 0 || key.type != MP_STR) {
+			r = jw_bad(&w, at, "invalid key");
+			break;
+		}
+		if (!first)
+			put_c(out, &w.oom, ',');
+		first = false;
+		json_put_str(out, &w.oom, key.p, key.n);
+		put_c(out, &w.oom, ':');
+		at = p;
+		if (key.n == in_len && memcmp(key.p, in, in_len) == 0 && p < w.end &&
+		    ((*p >= 0x80 && *p <= 0x8f) || *p == 0xde || *p == 0xdf)) {
+			bool sub_first = true;
+
+			has_in = true;
+			if (mp_read(&p, w.end, &sub) != 0) {
+				r = jw_bad(&w, at, "truncated map");
+				break;
+			}
+			put_c(out, &w.oom, '{');
+			r = jw_map_with(&w, &p, sub.n, drop, extra, &sub_first);
+			put_c(out, &w.oom, '}');
+		} else {
+			has_in = has_in || (key.n == in_len && memcmp(key.p, in, in_len) == 0);
+			r = jw_value(&w, &p, 1);
+		}
+	}
+	if (r == 0 && !has_in && extra != NULL && extra[0] != '\0') {
+		if (!first)
+			put_c(out, &w.oom, ',');
+		json_put_str(out, &w.oom, (const uint8_t *)in, in_len);
+		put_c(out, &w.oom, ':');
+		put_c(out, &w.oom, '{');
+		put(out, &w.oom, extra, strlen(extra));
+		put_c(out, &w.oom, '}');
+	}
+	put_c(out, &w.oom, '}');
+	if (r == 0 && p != w.end)
+		r = -EBADMSG;
+	if (r == 0 && w.oom)
+		r = -ENOMEM;
+out:
+	if (r != 0)
+		out->len = saved;
+	return r;
+}
+
 /* ------------------------------------------------------------ JSON text -> msgpack */
 
 struct jp {
@@ -953,8 +1072,14 @@ static int jp_string(struct jp *j)
 	bool oom = false;
 
 	while (q < end) {
-		uint8_t c = (uint8_t)*q;
+		uint8_t c;
 
+		/* Plain bytes, 8 at a time. */
+		while (end - q >= 8 && plain8((const uint8_t *)q))
+			q += 8;
+		if (q == end)
+			break;
+		c = (uint8_t)*q;
 		if (c == '"') {
 			j->p = q + 1;
 			return jp_pack_str(j, s, (size_t)(q - s));
@@ -2604,4 +2729,119 @@ int codec_msgpack_get_str(const void *mp, size_t len, const char *path, const ch
 	if ((r = codec_msgpack_get(mp, len, path, &v, &n)) != 0)
 		return r;
 	return codec_msgpack_str(v, n, ret_str, ret_len);
+}
+
+/* ------------------------------------------------------------ msgpack edits */
+
+int codec_msgpack_map_edit(const void *mp, size_t len, const struct codec_mp_edit *edits,
+			   size_t n_edits, struct buf *out)
+{
+	const uint8_t *p = mp, *end = p + len, *k, *v;
+	size_t start = out->len, hdr, body, hl;
+	uint64_t seen = 0, count = 0;
+	uint32_t n, i;
+	struct mp_item it;
+	uint8_t h[5];
+	int rv;
+
+	if (n_edits > 64)
+		return -EINVAL;
+	rv = codec_msgpack_map_header(mp, len, &n, &hdr);
+	if (rv != 0)
+		return rv;
+	p += hdr;
+	/* The pairs go after room for the largest header, which then moves
+	 * next to them once the count is known. */
+	if (buf_reserve(out, len + 5) != 0)
+		return -ENOMEM;
+	out->len += 5;
+	for (i = 0; i < n; i++) {
+		const struct codec_mp_edit *e = NULL;
+		size_t j;
+
+		k = p;
+		if (mp_read(&p, end, &it) != 0)
+			goto bad;
+		if (it.type == MP_STR) {
+			for (j = 0; j < n_edits; j++) {
+				if (edits[j].key_len == it.n &&
+				    memcmp(edits[j].key, it.p, it.n) == 0) {
+					e = &edits[j];
+					seen |= (uint64_t)1 << j;
+					break;
+				}
+			}
+		} else if (it.type == MP_ARRAY || it.type == MP_MAP) {
+			p = k;
+			if (mp_skip(&p, end) != 0)
+				goto bad;
+		}
+		v = p;
+		if (mp_skip(&p, end) != 0)
+			goto bad;
+		if (e != NULL && e->val == NULL)
+			continue;
+		count++;
+		if (buf_append(out, k, (size_t)(v - k)) != 0)
+			goto oom;
+		if (e != NULL ? buf_append(out, e->val, e->val_len) != 0
+			      : buf_append(out, v, (size_t)(p - v)) != 0)
+			goto oom;
+	}
+	if (p != end)
+		goto bad;
+	for (size_t j = 0; j < n_edits; j++) {
+		if ((seen & ((uint64_t)1 << j)) != 0 || edits[j].val == NULL)
+			continue;
+		count++;
+		if (codec_mp_str(out, edits[j].key, edits[j].key_len) != 0 ||
+		    buf_append(out, edits[j].val, edits[j].val_len) != 0)
+			goto oom;
+	}
+	if (count > UINT32_MAX)
+		goto bad;
+	if (count <= 15) {
+		h[0] = (uint8_t)(0x80 | count);
+		hl = 1;
+	} else if (count <= 0xffff) {
+		h[0] = 0xde;
+		be_put(h + 1, count, 2);
+		hl = 3;
+	} else {
+		h[0] = 0xdf;
+		be_put(h + 1, count, 4);
+		hl = 5;
+	}
+	body = out->len - start - 5;
+	memcpy(out->data + start, h, hl);
+	memmove(out->data + start + hl, out->data + start + 5, body);
+	out->len = start + hl + body;
+	out->data[out->len] = '\0';
+	return 0;
+bad:
+	rv = -EBADMSG;
+	goto fail;
+oom:
+	rv = -ENOMEM;
+fail:
+	out->len = start;
+	if (out->data != NULL)
+		out->data[start] = '\0';
+	return rv;
+}
+
+int codec_msgpack_array_header(const void *mp, size_t len, uint32_t *ret_n, size_t *ret_hdr)
+{
+	const uint8_t *p = mp;
+	struct mp_item it;
+
+	if (len == 0)
+		return -EBADMSG;
+	if ((p[0] & 0xf0) != 0x90 && p[0] != 0xdc && p[0] != 0xdd)
+		return -EINVAL;
+	if (mp_read(&p, p + len, &it) != 0)
+		return -EBADMSG;
+	*ret_n = it.n;
+	*ret_hdr = (size_t)(p - (const uint8_t *)mp);
+	return 0;
 }

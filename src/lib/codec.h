@@ -97,6 +97,15 @@ int codec_tree_to_msgpack(const json_t *v, struct buf *out, struct codec_err *er
 int codec_msgpack_to_json(const void *mp, size_t len, unsigned flags, struct buf *out,
 			  struct codec_err *err);
 
+/* As codec_msgpack_to_json() (compact) for a map @mp, but in its map at
+ * key @in the pair @drop (may be NULL) is left out and the JSON text
+ * @extra (pairs, may be NULL or "") ends it; without such a map, @in is
+ * added with @extra alone. One pass, for answers that put the store's
+ * revision into metadata.resourceVersion. A value that is not a map goes
+ * as codec_msgpack_to_json() writes it. */
+int codec_msgpack_to_json_with(const void *mp, size_t len, const char *in, const char *drop,
+			       const char *extra, struct buf *out);
+
 /* A new tree of the single msgpack value in @mp, in *ret_tree. uint64
  * beyond INT64_MAX is -ERANGE (jansson integers are int64). */
 int codec_msgpack_to_tree(const void *mp, size_t len, json_t **ret_tree, struct codec_err *err);
@@ -193,5 +202,34 @@ int codec_msgpack_int(const void *mp, size_t len, int64_t *ret_value);
 /* Shorthand: codec_msgpack_str(codec_msgpack_get(path)). */
 int codec_msgpack_get_str(const void *mp, size_t len, const char *path, const char **ret_str,
 			  size_t *ret_len);
+
+/* ------------------------------------------------------------ msgpack edits */
+
+/* One change for codec_msgpack_map_edit(): the pair with key @key
+ * (@key_len bytes, may contain dots) takes the msgpack value @val
+ * (@val_len bytes: one whole value, trusted), or goes when @val is NULL. */
+struct codec_mp_edit {
+	const char *key;
+	size_t key_len;
+	const void *val;
+	size_t val_len;
+};
+
+/* Appends to @out the msgpack map @mp (borrowed; trailing bytes are an
+ * error) with @edits (at most 64) applied, without decoding it: a pair
+ * whose key an edit names takes the edit's value in place, or is left out
+ * for a NULL value; an edit whose key is absent adds its pair at the end,
+ * in the order of @edits (a NULL value adds nothing). Every other byte is
+ * copied as it is; the pair count is written in its smallest form. For
+ * writes that change a few fields of a stored object (the scheduler's
+ * bind). Errors: -EINVAL (@mp is not a map, or too many edits), -EBADMSG
+ * (malformed), -ENOMEM; on error out->len is restored. */
+int codec_msgpack_map_edit(const void *mp, size_t len, const struct codec_mp_edit *edits,
+			   size_t n_edits, struct buf *out);
+
+/* The element count of the msgpack array at @mp in *ret_n and the length
+ * of its header in *ret_hdr (its first element follows). Errors: -EINVAL
+ * (not an array), -EBADMSG (truncated). */
+int codec_msgpack_array_header(const void *mp, size_t len, uint32_t *ret_n, size_t *ret_hdr);
 
 #endif

@@ -1251,6 +1251,133 @@ static void buffer(void **state)
 	buf_free(&b);
 }
 
+/* Edits of a msgpack map, checked through its JSON text. */
+static char *edited(const char *json, const struct codec_mp_edit *e, size_t n, int want_rv)
+{
+	struct buf mp, out = {0};
+	char *s;
+	int r;
+
+	to_msgpack(json, &mp);
+	buf_append(&out, "x", 1); /* output is appended after what is there */
+	r = codec_msgpack_map_edit(mp.data, mp.len, e, n, &out);
+	assert_int_equal(r, want_rv);
+	if (r != 0) {
+		assert_int_equal(out.len, 1);
+		buf_free(&mp);
+		buf_free(&out);
+		return NULL;
+	}
+	assert_int_equal(out.data[0], 'x');
+	s = to_json(out.data + 1, out.len - 1, 0);
+	buf_free(&mp);
+	buf_free(&out);
+	return s;
+}
+
+static void msgpack_map_edit(void **state)
+{
+	struct buf v1, v2, big = {0};
+	char *s;
+	(void)state;
+
+	to_msgpack("\"n1\"", &v1);
+	to_msgpack("{\"x\":[1,2]}", &v2);
+	/* Replace in place, delete, add at the end in order. */
+	struct codec_mp_edit e[] = {
+		{"b", 1, v1.data, v1.len},
+		{"c", 1, NULL, 0},
+		{"new.key", 7, v2.data, v2.len},
+		{"gone", 4, NULL, 0},
+		{"z", 1, v1.data, v1.len},
+	};
+	s = edited("{\"a\":1,\"b\":{\"deep\":[1,{\"k\":2}]},\"c\":\"x\",\"d\":null}", e, 5, 0);
+	assert_string_equal(s, "{\"a\":1,\"b\":\"n1\",\"d\":null,\"new.key\":{\"x\":[1,2]},"
+			       "\"z\":\"n1\"}");
+	free(s);
+	/* No edits: the same map; an empty map takes additions. */
+	s = edited("{\"a\":[],\"b\":{}}", NULL, 0, 0);
+	assert_string_equal(s, "{\"a\":[],\"b\":{}}");
+	free(s);
+	s = edited("{}", e, 2, 0);
+	assert_string_equal(s, "{\"b\":\"n1\"}");
+	free(s);
+	/* Everything deleted. */
+	s = edited("{\"c\":1}", e + 1, 1, 0);
+	assert_string_equal(s, "{}");
+	free(s);
+	/* The count header grows past 15 pairs and shrinks back. */
+	{
+		char json[512] = "{";
+		for (int i = 0; i < 15; i++)
+			snprintf(json + strlen(json), sizeof(json) - strlen(json), "%s\"k%02d\":%d",
+				 i > 0 ? "," : "", i, i);
+		strcat(json, "}");
+		s = edited(json, e, 1, 0);
+		assert_non_null(strstr(s, "\"k14\":14,\"b\":\"n1\"}"));
+		free(s);
+		struct buf mp, out = {0};
+		to_msgpack(json, &mp);
+		assert_int_equal(codec_msgpack_map_edit(mp.data, mp.len, e, 1, &out), 0);
+		assert_int_equal((unsigned char)out.data[0], 0xde); /* map16: 16 pairs */
+		struct buf out2 = {0};
+		struct codec_mp_edit del = {"b", 1, NULL, 0};
+		assert_int_equal(codec_msgpack_map_edit(out.data, out.len, &del, 1, &out2), 0);
+		assert_int_equal(out2.len, mp.len);
+		assert_memory_equal(out2.data, mp.data, mp.len);
+		buf_free(&mp);
+		buf_free(&out);
+		buf_free(&out2);
+	}
+	/* Not a map; malformed; trailing bytes; too many edits. */
+	assert_null(edited("[1,2]", e, 1, -EINVAL));
+	{
+		struct buf mp;
+		to_msgpack("{\"a\":\"long string value\",\"b\":2}", &mp);
+		for (size_t cut = 1; cut < mp.len; cut++) {
+			buf_init(&big);
+			assert_int_equal(codec_msgpack_map_edit(mp.data, cut, e, 1, &big), -EBADMSG);
+			assert_int_equal(big.len, 0);
+			buf_free(&big);
+		}
+		buf_append(&mp, "\xc0", 1);
+		assert_int_equal(codec_msgpack_map_edit(mp.data, mp.len, e, 1, &big), -EBADMSG);
+		struct codec_mp_edit many[65];
+		for (size_t i = 0; i < 65; i++)
+			many[i] = e[0];
+		assert_int_equal(codec_msgpack_map_edit(mp.data, mp.len - 1, many, 65, &big),
+				 -EINVAL);
+		buf_free(&mp);
+		buf_free(&big);
+	}
+	buf_free(&v1);
+	buf_free(&v2);
+}
+
+static void msgpack_array_header(void **state)
+{
+	struct buf mp;
+	uint32_t n;
+	size_t hdr;
+	(void)state;
+
+	to_msgpack("[1,2,3]", &mp);
+	assert_int_equal(codec_msgpack_array_header(mp.data, mp.len, &n, &hdr), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(hdr, 1);
+	buf_free(&mp);
+	to_msgpack("[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]", &mp);
+	assert_int_equal(codec_msgpack_array_header(mp.data, mp.len, &n, &hdr), 0);
+	assert_int_equal(n, 17);
+	assert_int_equal(hdr, 3);
+	assert_int_equal(codec_msgpack_array_header(mp.data, 2, &n, &hdr), -EBADMSG);
+	assert_int_equal(codec_msgpack_array_header(mp.data, 0, &n, &hdr), -EBADMSG);
+	buf_free(&mp);
+	to_msgpack("{\"a\":1}", &mp);
+	assert_int_equal(codec_msgpack_array_header(mp.data, mp.len, &n, &hdr), -EINVAL);
+	buf_free(&mp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1278,6 +1405,8 @@ int main(void)
 		cmocka_unit_test(msgpack_types),
 		cmocka_unit_test(pretty),
 		cmocka_unit_test(buffer),
+		cmocka_unit_test(msgpack_map_edit),
+		cmocka_unit_test(msgpack_array_header),
 	};
 
 	return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
