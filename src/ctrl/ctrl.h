@@ -145,9 +145,9 @@ int ctrl_manager_start(struct ctrl_manager *m);
  * in-flight bookkeeping are dropped. Idempotent. */
 void ctrl_manager_stop(struct ctrl_manager *m);
 bool ctrl_manager_running(const struct ctrl_manager *m);
-/* Delivers pending store events, fires due timers (by env->now_ms) and
- * syncs queued keys, at most @budget syncs (0: no limit); returns true
- * when work remains (call again soon). */
+/* Delivers pending store events (a bounded number per call), fires due
+ * timers (by env->now_ms) and syncs queued keys, at most @budget syncs (0:
+ * no limit); returns true when work remains (call again soon). */
 bool ctrl_manager_run(struct ctrl_manager *m, unsigned budget);
 /* When the earliest timer is due (ms since the epoch); UINT64_MAX: none. */
 uint64_t ctrl_manager_next(const struct ctrl_manager *m);
@@ -224,6 +224,36 @@ int ctrl_delete(struct ctrl *c, const struct api_kind *k, const char *ns, const 
  * logged, not returned. */
 void ctrl_event(struct ctrl *c, const json_t *obj, const char *type, const char *reason,
 		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ctrl_event() about an object given by its fields rather than a tree
+ * (strings borrowed; @uid and @resource_version may be NULL), e.g. from
+ * an event's msgpack. The Event is built as msgpack directly. */
+void ctrl_event_about(struct ctrl *c, const char *api_version, const char *kind,
+		      const char *ns, const char *name, const char *uid,
+		      const char *resource_version, const char *type, const char *reason,
+		      const char *fmt, ...) __attribute__((format(printf, 10, 11)));
+
+/* Binds pod @ns/@name to node @node, as the pods/binding subresource
+ * does: spec.nodeName, and the PodScheduled condition True (without the
+ * reason and message of an earlier False; lastTransitionTime now when
+ * the status changes), and metadata.generation raised as for any spec
+ * change; the same result as ctrl_update() of those changes. Written
+ * with CAS on @mod_rev, the revision the caller read: a stale one
+ * requeues @requeue and returns 0, as ctrl_update() does. The stored
+ * msgpack is edited in place of a decode, validation and encode (a pod
+ * being deleted, or of an unexpected shape, takes the generic path).
+ * Errors: -ENOENT (no such pod), -EALREADY (bound already), and those of
+ * ctrl_update(). */
+int ctrl_bind(struct ctrl *c, const char *ns, const char *name, uint64_t mod_rev,
+	      const char *node, const char *requeue);
+
+/* Proposes @val (the whole object as msgpack, without resourceVersion;
+ * borrowed) as the value of store key @key, CAS on @mod_rev. No object
+ * semantics and no validation: only for values derived from the stored
+ * one by changes that cannot make it invalid (say why at the call).
+ * Errors: as ctrl_update(). */
+int ctrl_update_msgpack(struct ctrl *c, const char *key, size_t key_len, uint64_t mod_rev,
+			const void *val, size_t val_len, const char *requeue);
 
 /* RFC 3339 UTC of @ms ("2026-11-26T20:00:00Z") into @buf (>= 21 bytes). */
 void ctrl_rfc3339(uint64_t ms, char *buf, size_t size);

@@ -13,6 +13,10 @@
 #include "src/lib/log.h"
 
 #define REGISTRY "/registry/"
+/* Store events delivered per ctrl_manager_run() call at most: a burst of
+ * applied writes (a Raft batch of thousands) is spread over loop turns
+ * like the syncs are, instead of one turn dispatching all of it. */
+#define DRAIN_BUDGET 1024
 
 /* A key of one controller: queued, waiting for writes, or timed. Freed
  * when it is none of these. */
@@ -458,16 +462,26 @@ void ctrl_manager_free(struct ctrl_manager *m)
 	free(m);
 }
 
-/* Delivers the store's pending events. False when the watch died (its
- * history was compacted): the manager restarts from a fresh replay. */
-static bool drain_events(struct ctrl_manager *m)
+/* Delivers the store's pending events, DRAIN_BUDGET at most (*@ret_more
+ * then set). False when the watch died (its history was compacted): the
+ * manager restarts from a fresh replay. */
+static bool drain_events(struct ctrl_manager *m, bool *ret_more)
 {
 	struct store_event se;
 	struct ctrl_event ev;
 	char buf[1024];
-	int rv;
+	unsigned n = 0;
+	int rv = -EAGAIN;
 
-	while (m->running && (rv = store_watch_next(m->watch, &se)) == 0) {
+	*ret_more = false;
+	while (m->running) {
+		if (n == DRAIN_BUDGET) {
+			*ret_more = true;
+			return true;
+		}
+		if ((rv = store_watch_next(m->watch, &se)) != 0)
+			break;
+		n++;
 		memset(&ev, 0, sizeof(ev));
 		if (!parse_key(m, se.kv.key, se.kv.key_len, &ev, buf, sizeof(buf)))
 			continue;
@@ -488,10 +502,11 @@ bool ctrl_manager_run(struct ctrl_manager *m, unsigned budget)
 	struct item *it;
 	unsigned done = 0;
 	size_t i, idle;
+	bool more_events;
 
 	if (!m->running)
 		return false;
-	if (!drain_events(m)) {
+	if (!drain_events(m, &more_events)) {
 		log_warn("controllers: the store's history moved past them: restarting");
 		ctrl_manager_stop(m);
 		ctrl_manager_start(m);
@@ -536,6 +551,8 @@ bool ctrl_manager_run(struct ctrl_manager *m, unsigned budget)
 	}
 	if (!m->running)
 		return false;
+	if (more_events)
+		return true;
 	for (i = 0; i < m->n; i++) {
 		if (m->ctrls[i].qhead != NULL)
 			return true;

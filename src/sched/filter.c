@@ -683,6 +683,12 @@ unsigned sched__fit_resources(const struct sched_pod_spec *p, const struct sched
 unsigned sched__filter(const struct sched_pod_spec *p, const struct sched_node *n,
 		       const struct sched_taint **ret_taint)
 {
+	return sched__filter_with(p, n, -1, ret_taint);
+}
+
+unsigned sched__filter_with(const struct sched_pod_spec *p, const struct sched_node *n,
+			    int affinity, const struct sched_taint **ret_taint)
+{
 	const struct sched_taint *t;
 
 	/* Cheap tests first: this runs for every node and every pod. */
@@ -696,7 +702,8 @@ unsigned sched__filter(const struct sched_pod_spec *p, const struct sched_node *
 			return SCHED_FIT_TAINT;
 		}
 	}
-	if ((p->n_selector > 0 || p->has_affinity) && !sched__fit_affinity(p, &n->spec))
+	if ((p->n_selector > 0 || p->has_affinity) &&
+	    (affinity >= 0 ? affinity == 0 : !sched__fit_affinity(p, &n->spec)))
 		return SCHED_FIT_AFFINITY;
 	if (p->n_ports > 0 && !sched__fit_ports(p, n))
 		return SCHED_FIT_PORTS;

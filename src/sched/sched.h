@@ -202,6 +202,12 @@ unsigned sched__fit_resources(const struct sched_pod_spec *p, const struct sched
 unsigned sched__filter(const struct sched_pod_spec *p, const struct sched_node *n,
 		       const struct sched_taint **ret_taint);
 
+/* sched__filter() with the NodeAffinity verdict known: @affinity 1
+ * (fits), 0 (does not) or -1 (unknown: evaluated here). For callers that
+ * remember it per node for pods with the same constraints. */
+unsigned sched__filter_with(const struct sched_pod_spec *p, const struct sched_node *n,
+			    int affinity, const struct sched_taint **ret_taint);
+
 /* ------------------------------------------------------------ scores */
 
 #define SCHED_MAX_SCORE 100

@@ -71,6 +71,9 @@ struct owner {
 struct node_entry {
 	RB_ENTRY(node_entry) rb;
 	struct sched_node n;
+	/* The NodeAffinity verdict for the pods of sched.aff_epoch. */
+	uint64_t aff_epoch;
+	bool aff_ok;
 };
 
 struct pod {
@@ -119,6 +122,12 @@ struct sched {
 	const struct pod *neg_pod;
 	uint64_t neg_gen;
 	char *neg_msg;
+	/* Pods with the constraints of aff_pod share aff_epoch, under which
+	 * each node keeps its NodeAffinity verdict: the label lookups of a
+	 * nodeSelector were the largest cost of a search (hundreds of nodes
+	 * per pod, pods of one template in a row). */
+	const struct pod *aff_pod;
+	uint64_t aff_epoch;
 	/* The rewrite bucket: tokens at bucket_ms. */
 	uint64_t tokens, bucket_ms;
 };
@@ -362,6 +371,24 @@ static void neg_forget(struct sched *s, const struct pod *p)
 {
 	if (s->neg_pod == p)
 		s->neg_pod = NULL;
+	if (s->aff_pod == p)
+		s->aff_pod = NULL;
+}
+
+/* Whether @p passes every filter on @ne, the NodeAffinity verdict taken
+ * from the node's memory when @p's constraints are those it holds. */
+static bool fits(struct sched *s, const struct pod *p, struct node_entry *ne)
+{
+	int aff = -1;
+
+	if (p->spec.n_selector > 0 || p->spec.has_affinity) {
+		if (ne->aff_epoch != s->aff_epoch) {
+			ne->aff_ok = sched__fit_affinity(&p->spec, &ne->n.spec);
+			ne->aff_epoch = s->aff_epoch;
+		}
+		aff = ne->aff_ok;
+	}
+	return sched__filter_with(&p->spec, &ne->n, aff, NULL) == 0;
 }
 
 static void pod_free(struct sched *s, struct pod *p)
@@ -413,21 +440,18 @@ static void confirmed(struct sched *s, struct pod *p, const struct ctrl_event *e
 {
 	const char *uid = NULL;
 	size_t uid_len = 0;
-	char rv[24];
-	json_t *obj;
+	char rv[24], uid_buf[64];
 
 	p->state = POD_BOUND;
-	if (codec_msgpack_get_str(ev->val, ev->val_len, "metadata.uid", &uid, &uid_len) != 0)
+	if (codec_msgpack_get_str(ev->val, ev->val_len, "metadata.uid", &uid, &uid_len) != 0 ||
+	    uid_len >= sizeof(uid_buf))
 		uid_len = 0;
+	memcpy(uid_buf, uid_len > 0 ? uid : "", uid_len);
+	uid_buf[uid_len] = '\0';
 	snprintf(rv, sizeof(rv), "%" PRIu64, ev->mod_rev);
-	obj = json_pack("{s:s, s:s, s:{s:s, s:s, s:s%, s:s}}", "apiVersion", "v1", "kind", "Pod",
-			"metadata", "name", p->name, "namespace", p->ns, "uid",
-			uid_len > 0 ? uid : "", uid_len, "resourceVersion", rv);
-	if (obj == NULL)
-		return;
-	ctrl_event(s->c, obj, "Normal", "Scheduled", "Successfully assigned %s/%s to %s", p->ns,
-		   p->name, p->node->n.spec.name);
-	json_decref(obj);
+	ctrl_event_about(s->c, "v1", "Pod", p->ns, p->name, uid_buf, rv, "Normal", "Scheduled",
+			 "Successfully assigned %s/%s to %s", p->ns, p->name,
+			 p->node->n.spec.name);
 }
 
 static void pod_bound(struct sched *s, struct pod *p, const char *node_name,
@@ -619,6 +643,7 @@ static void node_event(struct sched *s, const struct ctrl_event *ev)
 	/* Same name: the tree order holds. */
 	sched__node_clear(&ne->n.spec);
 	ne->n.spec = spec;
+	ne->aff_epoch = 0; /* labels may have changed */
 	retry_soon(s);
 }
 
@@ -709,47 +734,17 @@ static void unschedulable(struct sched *s, struct pod *p, char *msg)
 	json_decref(pod);
 }
 
-/* A condition that became True drops the reason and message of its
- * False days, as the binding subresource writes a fresh condition. */
-static void clear_reason(json_t *pod, const char *type)
-{
-	json_t *cond;
-	size_t i;
-
-	json_array_foreach(json_object_get(json_object_get(pod, "status"), "conditions"), i, cond)
-	{
-		const char *t = json_string_value(json_object_get(cond, "type"));
-		if (t != NULL && strcmp(t, type) == 0) {
-			json_object_del(cond, "reason");
-			json_object_del(cond, "message");
-		}
-	}
-}
-
 static void bind(struct sched *s, struct pod *p, struct node_entry *ne)
 {
-	uint64_t rev = 0;
-	json_t *pod = ctrl_get(s->c, s->pod_kind, p->ns, p->name, &rev);
-	json_t *spec = json_object_get(pod, "spec");
+	struct store_kv kv;
 	const char *name = ne->n.spec.name;
 	int rv;
 
-	if (!json_is_object(spec)) {
-		json_decref(pod); /* deleted meanwhile: its event follows */
-		return;
-	}
-	if (ctrl_str(pod, "spec.nodeName") != NULL && *ctrl_str(pod, "spec.nodeName") != '\0') {
-		json_decref(pod); /* bound by someone else: its event follows */
-		return;
-	}
-	if (json_object_set_new(spec, "nodeName", json_string(name)) != 0) {
-		json_decref(pod);
-		ctrl_enqueue_after(s->c, p->key, BACKOFF_MIN_MS);
-		return;
-	}
-	ctrl_set_condition(s->c, pod, "PodScheduled", "True", NULL, NULL);
-	clear_reason(pod, "PodScheduled");
-	rv = ctrl_update(s->c, s->pod_kind, pod, p->key);
+	if (store_get(ctrl_store(s->c), p->key, strlen(p->key), &kv) != 0)
+		return; /* deleted meanwhile: its event follows */
+	rv = ctrl_bind(s->c, p->ns, p->name, kv.mod_rev, name, p->key);
+	if (rv == -EALREADY || rv == -ENOENT)
+		return; /* bound by someone else, or gone: its event follows */
 	if (rv != 0) {
 		/* Leadership lost: every pending pod would say so; the manager
 		 * stops us soon. */
@@ -757,16 +752,14 @@ static void bind(struct sched *s, struct pod *p, struct node_entry *ne)
 			 "pod %s/%s: cannot bind to %s: %s", p->ns, p->name, name, strerror(-rv));
 		p->attempts++;
 		ctrl_enqueue_after(s->c, p->key, backoff_ms(p));
-		json_decref(pod);
 		return;
 	}
 	/* Assume: the next pod must see this one's requests on the node. */
 	if (account(s, p, ne) != 0)
 		ctrl_log(s->c, LOG_LEVEL_ERROR, "out of memory: pod %s not assumed", p->key);
 	p->state = POD_ASSUMED;
-	p->bind_rev = rev;
+	p->bind_rev = kv.mod_rev;
 	unsched_remove(s, p);
-	json_decref(pod);
 }
 
 /* How many feasible nodes to find before scoring: kube-scheduler's
@@ -824,13 +817,18 @@ static void schedule(struct sched *s, struct pod *p)
 		unschedulable(s, p, s->neg_msg != NULL ? strdup(s->neg_msg) : NULL);
 		return;
 	}
+	if (s->aff_pod != p &&
+	    (s->aff_pod == NULL || !sched__same_constraints(&s->aff_pod->spec, &p->spec))) {
+		s->aff_pod = p;
+		s->aff_epoch++;
+	}
 	/* From a rotating start, as kube-scheduler does, so that sampling
 	 * in a large cluster still visits every node in turn. */
 	for (seen = 0; seen < s->n_slots && n_feasible < want; seen++) {
 		i = start + seen < s->n_slots ? start + seen : start + seen - s->n_slots;
 		struct node_entry *ne = s->slots[i];
 
-		if (!ne->n.exists || sched__filter(&p->spec, &ne->n, NULL) != 0)
+		if (!ne->n.exists || !fits(s, p, ne))
 			continue;
 		s->feasible[n_feasible++] = ne;
 		uint32_t count = owner_count(o, ne->n.idx);

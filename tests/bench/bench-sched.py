@@ -30,7 +30,12 @@ Prints, per node count:
   - p99 of (bound - created): includes the deliberate hold of step 1 (tens
     of seconds by construction), printed because the issue names it; the
     steady-state creation-to-bound latency comes from --steady;
-  - the time until the last node was labelled, and until every pod ran.
+  - the time until the last node was labelled, and until every pod ran;
+  - CPU time per bound pod from T0 to the last bind (/proc stat): of the
+    leader, of all three masters and of capstan-hollow; and per pod from T0
+    until every pod was Running (the whole cost of a pod: bind, Scheduled
+    event, the hollow node's status write). Less sensitive to the other
+    jobs on a shared machine than pods/s.
 
 --steady adds the earlier form of the benchmark: pods without a
 nodeSelector created while the nodes are Ready, so the creation rate
@@ -40,7 +45,9 @@ the creation-to-bound latency of a scheduler that keeps up.
 Prints figures; asserts nothing. Options: --pods N (10000), --nodes LIST
 (1000,5000), --concurrency C (64), --steady. BENCH_KEEP=1 keeps the
 temporary directory; BENCH_PERF=1 records the masters with `perf record -e
-cpu-clock -g` from the release to the last bind (WORKDIR/perf.data).
+cpu-clock -g` from the release until every pod ran (WORKDIR/perf.data;
+configure with CFLAGS=-fno-omit-frame-pointer for call graphs;
+BENCH_PERF=dwarf for DWARF call graphs at 250 Hz, through libc too).
 """
 
 import argparse
@@ -223,14 +230,18 @@ def create_pods(cl, workdir, pods, concurrency, pod):
 
 def start_perf(cl, workdir):
     """BENCH_PERF=1: perf record (cpu-clock, call graphs) of every master
-    from the release until the last bind, into WORKDIR/perf.data."""
+    from the release until every pod ran, into WORKDIR/perf.data."""
     if not os.environ.get("BENCH_PERF"):
         return None
     import subprocess
     pids = ",".join(str(m["pid"]) for m in cl.members)
     out = os.path.join(workdir, "perf.data")
-    p = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-g", "-p", pids,
-                          "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # BENCH_PERF=dwarf: DWARF call graphs at 250 Hz, which also walk through
+    # libc (malloc) where frame pointers stop.
+    graph = (["--call-graph", "dwarf,16384", "-F", "250"]
+             if os.environ.get("BENCH_PERF") == "dwarf" else ["-g"])
+    p = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock"] + graph + ["-p", pids,
+                         "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     bl.log("bench: perf record of pids %s into %s" % (pids, out))
     return p
@@ -299,6 +310,9 @@ def run_one(workdir, nodes, pods, concurrency, steady, rows_extra=None):
             with open(os.path.join(hdir, "hollow.pid")) as f:
                 hpid = int(f.read().strip())
             prof = start_perf(cl, workdir)
+            pids = {"leader": cl.members[leader]["pid"], "hollow": hpid}
+            pids.update({"m%d" % i: m["pid"] for i, m in enumerate(cl.members)})
+            cpu0 = {k: bl.cpu_seconds(v) for k, v in pids.items()}
             # capstan-hollow also reads the file every second: T0 first.
             t0 = time.monotonic()
             with open(os.path.join(hdir, "labels"), "w") as f:
@@ -306,10 +320,17 @@ def run_one(workdir, nodes, pods, concurrency, steady, rows_extra=None):
             os.kill(hpid, signal.SIGHUP)
         wait_until("binding", lambda: len(w.bound) >= ok or w.w.error is not None,
                    progress=lambda: len(w.bound))
+        cpu = {}
         if not steady:
-            stop_perf(prof)
+            cpu1 = {k: bl.cpu_seconds(v) for k, v in pids.items()}
+            cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
         wait_until("running", lambda: len(w.running) >= ok or w.w.error is not None,
                    idle_s=30, progress=lambda: len(w.running))
+        cpu_run = {}
+        if not steady:
+            cpu2 = {k: bl.cpu_seconds(v) for k, v in pids.items()}
+            cpu_run = {k: cpu2[k] - cpu0[k] for k in cpu0}
+            stop_perf(prof)
         w.w.close()
         lab.w.close()
         fev.w.close()
@@ -331,6 +352,17 @@ def run_one(workdir, nodes, pods, concurrency, steady, rows_extra=None):
             "labelled": len(lab.labelled),
             "all_running_s": (max(w.running.values()) - t0) if w.running else float("nan"),
             "nodes_used": used, "max_per_node": most,
+            # CPU seconds from T0 until the last bind was seen, per bound pod.
+            "leader_us": 1e6 * cpu["leader"] / len(w.bound) if cpu and w.bound else float("nan"),
+            "masters_us": 1e6 * sum(v for k, v in cpu.items() if k.startswith("m")) /
+            len(w.bound) if cpu and w.bound else float("nan"),
+            "hollow_us": 1e6 * cpu["hollow"] / len(w.bound) if cpu and w.bound else float("nan"),
+            # The same from T0 until every pod was seen Running: the whole
+            # cost of a pod (bind, Scheduled event, the hollow node's status).
+            "leader_run_us": 1e6 * cpu_run["leader"] / len(w.running)
+            if cpu_run and w.running else float("nan"),
+            "masters_run_us": 1e6 * sum(v for k, v in cpu_run.items() if k.startswith("m")) /
+            len(w.running) if cpu_run and w.running else float("nan"),
         }
     finally:
         cl.down()
@@ -384,6 +416,13 @@ def main():
                   r["p99"], r["p99_created"], r["labelled_s"],
                   r["all_running_s"], r.get("leaders", 0),
                   r["nodes_used"], r["max_per_node"]))
+    print("CPU per pod (release mode): T0 to the last bind, per bound pod: leader, all 3"
+          " masters, capstan-hollow; T0 to all Running, per running pod: leader, masters")
+    for r in rows:
+        print("%-6d %-8s to bound: leader %.0f us, masters %.0f us, hollow %.0f us;"
+              " to Running: leader %.0f us, masters %.0f us" % (
+                  r["nodes"], r["mode"], r["leader_us"], r["masters_us"], r["hollow_us"],
+                  r["leader_run_us"], r["masters_run_us"]))
     print(GOAL)
     print("p99 T0: bound - T0 (release) or bound - created (steady); p99 create:"
           " bound - created, which in release mode includes the hold")

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "src/api/validate.h"
 #include "tests/unit/ctrl_sim.h"
 
 struct mirror {
@@ -417,6 +418,274 @@ static void test_events_recorded(void **state)
 	ctrl_sim_free(s);
 }
 
+/* ------------------------------------------------------------ bind */
+
+static const char *const bind_variants[] = {
+	/* As created: status.phase only. */
+	"",
+	/* Unschedulable before, among other conditions. */
+	"status:\n  phase: Pending\n  conditions:\n"
+	"  - {type: Initialized, status: \"True\", lastTransitionTime: \"2025-01-01T00:00:00Z\"}\n"
+	"  - {type: PodScheduled, status: \"False\", reason: Unschedulable,"
+	" message: \"0/1 nodes are available\", lastProbeTime: null,"
+	" lastTransitionTime: \"2025-01-01T00:00:00Z\"}\n"
+	"  - {type: Ready, status: \"False\"}\n",
+	/* PodScheduled True already: its time stays. */
+	"status:\n  phase: Pending\n  conditions:\n"
+	"  - {type: PodScheduled, status: \"True\", lastTransitionTime: \"2025-01-01T00:00:00Z\"}\n",
+	/* Conditions without PodScheduled; an empty nodeName. */
+	"status:\n  phase: Pending\n  conditions:\n  - {type: Ready, status: \"False\"}\n",
+	/* Many keys (map16 headers), labels with dots. */
+	"  labels: {l1: v, l2: v, l3: v, l4: v, l5: v, l6: v, l7: v, l8: v, l9: v, l10: v,"
+	" l11: v, l12: v, l13: v, app.kubernetes.io/name: web, l14: v, l15: v, l16: v}\n",
+};
+
+static void add_bind_pod(struct ctrl_sim *s, const char *name, const char *variant)
+{
+	bool meta = strncmp(variant, "  ", 2) == 0;
+
+	assert_int_equal(ctrl_sim_apply_yamlf(s,
+		"apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: default\n%s"
+		"spec:\n  nodeName: \"\"\n  containers: [{name: c, image: busybox}]\n%s",
+		name, meta ? variant : "", meta ? "" : variant), 0);
+}
+
+/* The stored pod without what differs between two pods of a test. */
+static json_t *comparable(struct ctrl_sim *s, const char *name)
+{
+	json_t *p = ctrl_sim_get(s, "pods", "default", name), *meta;
+
+	assert_non_null(p);
+	meta = json_object_get(p, "metadata");
+	json_object_del(meta, "name");
+	json_object_del(meta, "uid");
+	json_object_del(meta, "resourceVersion");
+	return p;
+}
+
+static void assert_valid(const char *plural, json_t *obj)
+{
+	struct api_errors e;
+
+	api_errors_init(&e);
+	json_object_del(json_object_get(obj, "metadata"), "resourceVersion");
+	assert_int_equal(api_validate(api_kind_by_resource("", "v1", plural), obj, 0, &e), 0);
+	assert_int_equal(e.n, 0);
+	api_errors_close(&e);
+}
+
+/* What ctrl_bind must equal: the bind through a tree and ctrl_update. */
+static void bind_by_tree(const char *name, const char *node)
+{
+	const struct api_kind *pk = api_kind_by_resource("", "v1", "pods");
+	json_t *p = ctrl_get(g_ctrl, pk, "default", name, NULL), *c;
+	size_t i;
+
+	json_object_set_new(json_object_get(p, "spec"), "nodeName", json_string(node));
+	ctrl_set_condition(g_ctrl, p, "PodScheduled", "True", NULL, NULL);
+	json_array_foreach(json_object_get(json_object_get(p, "status"), "conditions"), i, c)
+	{
+		if (strcmp(ctrl_str(c, "type"), "PodScheduled") == 0) {
+			json_object_del(c, "reason");
+			json_object_del(c, "message");
+		}
+	}
+	assert_int_equal(ctrl_update(g_ctrl, pk, p, NULL), 0);
+	json_decref(p);
+}
+
+static uint64_t rev_of(struct ctrl_sim *s, const char *name)
+{
+	json_t *p = ctrl_sim_get(s, "pods", "default", name);
+	uint64_t rv;
+
+	assert_non_null(p);
+	rv = strtoull(ctrl_str(p, "metadata.resourceVersion"), NULL, 10);
+	json_decref(p);
+	return rv;
+}
+
+static void test_bind_matches_tree_path(void **state)
+{
+	struct ctrl_sim *s = ctrl_sim_new_ns(grab_list, "default");
+	char fast[32], tree[32];
+	(void)state;
+
+	ctrl_sim_start(s);
+	for (size_t v = 0; v < sizeof(bind_variants) / sizeof(*bind_variants); v++) {
+		snprintf(fast, sizeof(fast), "fast-%zu", v);
+		snprintf(tree, sizeof(tree), "tree-%zu", v);
+		add_bind_pod(s, fast, bind_variants[v]);
+		add_bind_pod(s, tree, bind_variants[v]);
+		ctrl_sim_run(s, 1500); /* the bind's time differs from the create's */
+		assert_int_equal(ctrl_bind(g_ctrl, "default", fast, rev_of(s, fast), "node-1.example",
+					   NULL),
+				 0);
+		bind_by_tree(tree, "node-1.example");
+		ctrl_sim_run(s, 5);
+		json_t *a = comparable(s, fast), *b = comparable(s, tree);
+		if (!json_equal(a, b)) {
+			char *sa = json_dumps(a, JSON_SORT_KEYS), *sb = json_dumps(b, JSON_SORT_KEYS);
+			fail_msg("variant %zu:\n fast %s\n tree %s", v, sa, sb);
+		}
+		assert_string_equal(ctrl_str(a, "spec.nodeName"), "node-1.example");
+		assert_int_equal(ctrl_int(a, "metadata.generation", 0), 2);
+		json_decref(a);
+		a = ctrl_sim_get(s, "pods", "default", fast);
+		assert_valid("pods", a);
+		json_decref(a);
+		json_decref(b);
+	}
+	ctrl_sim_free(s);
+}
+
+static void test_bind_refusals(void **state)
+{
+	struct ctrl_sim *s = ctrl_sim_new_ns(grab_list, "default");
+	struct ctrl_stats st0, st1;
+	json_t *a, *b;
+	uint64_t rv;
+	(void)state;
+
+	ctrl_sim_start(s);
+	add_bind_pod(s, "p", "");
+	rv = rev_of(s, "p");
+	assert_int_equal(ctrl_bind(g_ctrl, "default", "nope", rv, "n1", NULL), -ENOENT);
+	/* Stale: nothing written, the key requeued. */
+	ctrl_manager_stats(ctrl_sim_manager(s), &st0);
+	assert_int_equal(ctrl_bind(g_ctrl, "default", "p", rv - 1, "n1", NULL), 0);
+	ctrl_manager_stats(ctrl_sim_manager(s), &st1);
+	assert_int_equal(st1.writes, st0.writes);
+	/* A CAS that loses: the write fails in the store. */
+	assert_int_equal(ctrl_bind(g_ctrl, "default", "p", rv, "n1", NULL), 0);
+	ctrl_sim_apply_yaml(s, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n"
+			       "  namespace: default\n  labels: {x: y}\n"
+			       "spec:\n  nodeName: \"\"\n  containers: [{name: c, image: busybox}]\n");
+	ctrl_sim_run(s, 5);
+	a = ctrl_sim_get(s, "pods", "default", "p");
+	assert_string_equal(ctrl_str(a, "spec.nodeName"), "");
+	json_decref(a);
+	/* Bound: -EALREADY. */
+	assert_int_equal(ctrl_bind(g_ctrl, "default", "p", rev_of(s, "p"), "n1", NULL), 0);
+	ctrl_sim_run(s, 5);
+	assert_int_equal(ctrl_bind(g_ctrl, "default", "p", rev_of(s, "p"), "n2", NULL),
+			 -EALREADY);
+	/* A node name that breaks the name rules takes the tree path (which
+	 * has the last word, as for any update). */
+	add_bind_pod(s, "q", "");
+	assert_int_equal(ctrl_bind(g_ctrl, "default", "q", rev_of(s, "q"), "Bad_Name", NULL), 0);
+	ctrl_sim_run(s, 5);
+	a = ctrl_sim_get(s, "pods", "default", "q");
+	assert_string_equal(ctrl_str(a, "spec.nodeName"), "Bad_Name");
+	json_decref(a);
+	/* Being deleted (a finalizer holds it): the tree path, same result. */
+	add_bind_pod(s, "d1", "  finalizers: [example.com/x]\n");
+	add_bind_pod(s, "d2", "  finalizers: [example.com/x]\n");
+	assert_int_equal(ctrl_sim_delete(s, "pods", "default", "d1", -1), 0);
+	assert_int_equal(ctrl_sim_delete(s, "pods", "default", "d2", -1), 0);
+	ctrl_sim_run(s, 5);
+	assert_int_equal(ctrl_bind(g_ctrl, "default", "d1", rev_of(s, "d1"), "n1", NULL), 0);
+	bind_by_tree("d2", "n1");
+	ctrl_sim_run(s, 5);
+	a = comparable(s, "d1");
+	b = comparable(s, "d2");
+	json_object_del(json_object_get(a, "metadata"), "deletionTimestamp");
+	json_object_del(json_object_get(b, "metadata"), "deletionTimestamp");
+	assert_true(json_equal(a, b));
+	assert_string_equal(ctrl_str(a, "spec.nodeName"), "n1");
+	json_decref(a);
+	json_decref(b);
+	ctrl_sim_free(s);
+}
+
+static void test_event_about(void **state)
+{
+	struct ctrl_sim *s = ctrl_sim_new_ns(grab_list, "default");
+	json_t *evs, *ev;
+	char want_ts[32];
+	(void)state;
+
+	ctrl_sim_start(s);
+	ctrl_event_about(g_ctrl, "v1", "Pod", "default", "web-1", "u-1", "42", "Normal",
+			 "Scheduled", "Successfully assigned %s/%s to %s", "default", "web-1", "n1");
+	/* Non-ASCII text goes through the tree path; so does a name that
+	 * makes an invalid event name (refused there). */
+	ctrl_event_about(g_ctrl, "v1", "Pod", "default", "web-2", NULL, NULL, "Warning",
+			 "Odd", "caf\xc3\xa9");
+	ctrl_event_about(g_ctrl, "v1", "Pod", "default", "Web_3", NULL, NULL, "Normal", "X",
+			 "x");
+	/* No namespace: "default"; a namespace that is absent: nothing. */
+	ctrl_event_about(g_ctrl, "v1", "Node", NULL, "n1", NULL, NULL, "Normal", "Ok", "ok");
+	ctrl_event_about(g_ctrl, "v1", "Pod", "absent", "p", NULL, NULL, "Normal", "Ok", "ok");
+	ctrl_sim_run(s, 5);
+	evs = ctrl_sim_list(s, "events", NULL, NULL);
+	assert_int_equal(json_array_size(evs), 3);
+	ctrl_rfc3339(ctrl_sim_now(s) - 5, want_ts, sizeof(want_ts));
+	for (size_t i = 0; i < json_array_size(evs); i++) {
+		ev = json_array_get(evs, i);
+		const char *in = ctrl_str(ev, "involvedObject.name");
+		assert_string_equal(ctrl_str(ev, "metadata.namespace"), "default");
+		assert_non_null(ctrl_str(ev, "metadata.uid"));
+		assert_int_equal(strlen(ctrl_str(ev, "metadata.uid")), 36);
+		assert_string_equal(ctrl_str(ev, "source.component"), "grab");
+		assert_string_equal(ctrl_str(ev, "reportingComponent"), "grab");
+		assert_int_equal(ctrl_int(ev, "count", 0), 1);
+		assert_string_equal(ctrl_str(ev, "firstTimestamp"), want_ts);
+		assert_string_equal(ctrl_str(ev, "lastTimestamp"), want_ts);
+		assert_string_equal(ctrl_str(ev, "metadata.creationTimestamp"), want_ts);
+		assert_int_equal(strncmp(ctrl_str(ev, "metadata.name"), in, strlen(in)), 0);
+		if (strcmp(in, "web-1") == 0) {
+			assert_string_equal(ctrl_str(ev, "message"),
+					    "Successfully assigned default/web-1 to n1");
+			assert_string_equal(ctrl_str(ev, "involvedObject.uid"), "u-1");
+			assert_string_equal(ctrl_str(ev, "involvedObject.resourceVersion"), "42");
+			assert_string_equal(ctrl_str(ev, "involvedObject.namespace"), "default");
+			assert_string_equal(ctrl_str(ev, "involvedObject.kind"), "Pod");
+			assert_string_equal(ctrl_str(ev, "involvedObject.apiVersion"), "v1");
+			assert_string_equal(ctrl_str(ev, "reason"), "Scheduled");
+			assert_string_equal(ctrl_str(ev, "type"), "Normal");
+		} else if (strcmp(in, "web-2") == 0) {
+			assert_string_equal(ctrl_str(ev, "message"), "caf\xc3\xa9");
+			assert_null(ctrl_str(ev, "involvedObject.uid"));
+		} else {
+			assert_string_equal(in, "n1");
+			assert_string_equal(ctrl_str(ev, "involvedObject.namespace"), "");
+		}
+		assert_valid("events", ev);
+	}
+	json_decref(evs);
+	ctrl_sim_free(s);
+}
+
+/* A burst of store changes is delivered over several runs, not one. */
+static void test_drain_budget(void **state)
+{
+	struct ctrl_sim *s = ctrl_sim_new_ns(grab_list, "default");
+	struct ctrl_manager *m = ctrl_sim_manager(s);
+	struct ctrl_stats a, b;
+	unsigned runs = 0;
+	(void)state;
+
+	ctrl_sim_start(s);
+	ctrl_sim_run(s, 5);
+	for (int i = 0; i < 2500; i++)
+		assert_int_equal(ctrl_sim_apply_yamlf(s, "apiVersion: v1\nkind: ConfigMap\n"
+						      "metadata: {name: c%d, namespace: default}\n",
+						      i),
+				 0);
+	ctrl_manager_stats(m, &a);
+	assert_true(ctrl_manager_run(m, 0));
+	ctrl_manager_stats(m, &b);
+	assert_true(b.events - a.events > 0);
+	assert_true(b.events - a.events < 2500);
+	while (ctrl_manager_run(m, 0))
+		runs++;
+	ctrl_manager_stats(m, &b);
+	assert_int_equal(b.events - a.events, 2500);
+	assert_true(runs >= 1);
+	ctrl_sim_free(s);
+}
+
 /* --controllers */
 static void test_select(void **state)
 {
@@ -456,6 +725,10 @@ int main(void)
 		cmocka_unit_test(test_stale_update_refused),
 		cmocka_unit_test(test_write_semantics),
 		cmocka_unit_test(test_events_recorded),
+		cmocka_unit_test(test_bind_matches_tree_path),
+		cmocka_unit_test(test_bind_refusals),
+		cmocka_unit_test(test_event_about),
+		cmocka_unit_test(test_drain_budget),
 		cmocka_unit_test(test_select),
 	};
 

@@ -303,6 +303,44 @@ static void test_node_selector_and_affinity(void **state)
 	ctrl_sim_free(s);
 }
 
+/* Pods with one nodeSelector share each node's remembered verdict; a
+ * node's label change must still count for the next pod of the kind. */
+static void test_selector_verdicts_follow_labels(void **state)
+{
+	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
+	(void)state;
+
+	add_node_full(s, "n1", "4", 110, "disk: ssd", NULL, NULL);
+	add_node_full(s, "n2", "4", 110, "disk: hdd", NULL, NULL);
+	ctrl_sim_start(s);
+	add_pod_full(s, "a", NULL, "  nodeSelector:\n    disk: ssd\n", NULL, NULL);
+	ctrl_sim_run(s, 100);
+	assert_string_equal(node_of(s, "a"), "n1");
+	/* The labels swap: the same selector now fits n2 only. */
+	add_node_full(s, "n1", "4", 110, "disk: hdd", NULL, NULL);
+	add_node_full(s, "n2", "4", 110, "disk: ssd", NULL, NULL);
+	ctrl_sim_run(s, 100);
+	add_pod_full(s, "b", NULL, "  nodeSelector:\n    disk: ssd\n", NULL, NULL);
+	ctrl_sim_run(s, 100);
+	assert_string_equal(node_of(s, "b"), "n2");
+	/* Another selector in between, then the first one again. */
+	add_pod_full(s, "c", NULL, "  nodeSelector:\n    disk: hdd\n", NULL, NULL);
+	ctrl_sim_run(s, 100);
+	assert_string_equal(node_of(s, "c"), "n1");
+	add_pod_full(s, "d", NULL, "  nodeSelector:\n    disk: ssd\n", NULL, NULL);
+	ctrl_sim_run(s, 100);
+	assert_string_equal(node_of(s, "d"), "n2");
+	/* The label goes: the next pod of the kind fits nowhere. */
+	add_node_full(s, "n2", "4", 110, "", NULL, NULL);
+	ctrl_sim_run(s, 100);
+	add_pod_full(s, "e", NULL, "  nodeSelector:\n    disk: ssd\n", NULL, NULL);
+	ctrl_sim_run(s, 100);
+	assert_unschedulable(s, "e",
+			     "0/2 nodes are available: 2 node(s) didn't match Pod's node "
+			     "affinity/selector.");
+	ctrl_sim_free(s);
+}
+
 static void test_taints_and_tolerations(void **state)
 {
 	struct ctrl_sim *s = ctrl_sim_new_ns(ops, "default");
@@ -709,6 +747,7 @@ int main(void)
 		cmocka_unit_test(test_spreads_pods_without_requests),
 		cmocka_unit_test(test_resources_respected),
 		cmocka_unit_test(test_node_selector_and_affinity),
+		cmocka_unit_test(test_selector_verdicts_follow_labels),
 		cmocka_unit_test(test_taints_and_tolerations),
 		cmocka_unit_test(test_host_ports),
 		cmocka_unit_test(test_unschedulable_until_node_appears),

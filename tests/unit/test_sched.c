@@ -491,6 +491,14 @@ static void test_filter_order(void **state)
 	assert_int_equal(sched__filter(&p, &n, NULL), SCHED_FIT_TAINT);
 	n.spec.n_taints = 0;
 	assert_int_equal(sched__filter(&p, &n, NULL), SCHED_FIT_AFFINITY);
+	/* A NodeAffinity verdict given by the caller stands in for the
+	 * lookup, in the same place of the order. */
+	assert_int_equal(sched__filter_with(&p, &n, -1, NULL), SCHED_FIT_AFFINITY);
+	assert_int_equal(sched__filter_with(&p, &n, 0, NULL), SCHED_FIT_AFFINITY);
+	assert_int_equal(sched__filter_with(&p, &n, 1, NULL), SCHED_FIT_CPU);
+	n.spec.unschedulable = true;
+	assert_int_equal(sched__filter_with(&p, &n, 0, NULL), SCHED_FIT_UNSCHEDULABLE);
+	n.spec.unschedulable = false;
 	n.spec.n_taints = 1; /* restored so that clear frees it */
 	sched__pod_clear_constraints(&p);
 	n.spec.taints[0].effect = SCHED_PREFER_NO_SCHEDULE;
