@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 
+import capstantest
 from capstantest import test, main, program, Skip
 
 SRCDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,6 +28,7 @@ def requirements(cni=False):
         raise Skip("needs root")
     if shutil.which("runc") is None:
         raise Skip("runc is not installed")
+    capstantest.require_containers()
     if not os.path.exists("/bin/busybox"):
         raise Skip("busybox-static is not installed")
     if cni and not os.path.exists("/usr/lib/cni/bridge"):

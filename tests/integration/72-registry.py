@@ -37,6 +37,7 @@ import urllib.parse
 import urllib.request
 import warnings
 
+import capstantest
 from capstantest import test, main, program, free_port, Skip
 
 SRCDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,6 +61,7 @@ def requirements():
         raise Skip("needs root (layers hold whiteouts)")
     if not os.access(REGISTRY, os.X_OK):
         raise Skip("docker-registry is not installed")
+    capstantest.require_containers()
     if not os.path.exists("/bin/busybox"):
         raise Skip("busybox-static is not installed")
 

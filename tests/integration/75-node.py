@@ -22,6 +22,7 @@ import subprocess
 import tarfile
 import time
 
+import capstantest
 from capstantest import test, main, program, free_port, Skip, have_kubectl, KUBECTL
 from cluster import Cluster
 
@@ -35,6 +36,7 @@ def requirements():
         raise Skip("needs root")
     if shutil.which("runc") is None:
         raise Skip("runc is not installed")
+    capstantest.require_containers()
     if not os.path.exists(IMAGE_SCRIPT) and not os.path.exists("/bin/busybox"):
         raise Skip("no test image script and no /bin/busybox")
     if not os.path.exists("/usr/lib/cni/bridge"):

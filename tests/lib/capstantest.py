@@ -80,6 +80,36 @@ def require_kubectl():
         raise Skip("%s is not installed" % KUBECTL)
 
 
+_containers = None
+
+
+def require_containers():
+    """Skips the calling test where runc cannot run containers at all: not
+    in a chroot (runc's rootfs setup and exec fail there) and not without
+    new namespaces (an unprivileged container). Call it after the root and
+    runc checks."""
+    global _containers
+    if _containers is None:
+        try:
+            a, b = os.stat("/"), os.stat("/proc/1/root")
+            chrooted = (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino)
+        except OSError:
+            chrooted = False
+        if chrooted or not os.path.ismount("/"):
+            _containers = ("in a chroot: runc cannot set up a container's rootfs or "
+                           "enter it there")
+        else:
+            try:
+                r = subprocess.run(["unshare", "--mount", "--net", "--uts", "--ipc", "--pid",
+                                    "--fork", "true"], capture_output=True, timeout=30)
+                _containers = True if r.returncode == 0 else (
+                    "cannot create namespaces: %s" % r.stderr.decode(errors="replace").strip())
+            except (OSError, subprocess.TimeoutExpired) as e:
+                _containers = "cannot create namespaces: %s" % e
+    if _containers is not True:
+        raise Skip(_containers)
+
+
 class Proc:
     def __init__(self, name, popen, log_path):
         self.name = name
