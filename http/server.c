@@ -159,48 +159,23 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *x)
 
 static int setup_tls(struct http_server *s)
 {
-	char path[4096];
-	STACK_OF(X509_NAME) *cas;
-	SSL_CTX *ctx;
+	char crt[4096], key[4096], ca[4096];
+	const char *failed = NULL;
+	int rv;
 
-	ctx = SSL_CTX_new(TLS_server_method());
-	if (ctx == NULL)
-		return -ENOMEM;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-					 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
-	/* No resumption: the verify callback, which records the client's
-	 * identity on the connection, must see every handshake. */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_num_tickets(ctx, 0);
-	snprintf(path, sizeof(path), "%s/server.crt", s->pki_dir);
-	if (SSL_CTX_use_certificate_chain_file(ctx, path) != 1)
-		goto err_cert;
-	snprintf(path, sizeof(path), "%s/server.key", s->pki_dir);
-	if (SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1)
-		goto err_cert;
-	snprintf(path, sizeof(path), "%s/ca.crt", s->pki_dir);
-	if (SSL_CTX_load_verify_locations(ctx, path, NULL) != 1)
-		goto err_cert;
-	cas = SSL_load_client_CA_file(path);
-	if (cas == NULL)
-		goto err_cert;
-	SSL_CTX_set_client_CA_list(ctx, cas);
-	SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+	snprintf(crt, sizeof(crt), "%s/server.crt", s->pki_dir);
+	snprintf(key, sizeof(key), "%s/server.key", s->pki_dir);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", s->pki_dir);
 	/* Optional but checked: anonymous clients pass (and reach only the
 	 * health endpoints); a certificate that does not verify fails. */
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
-	SSL_CTX_set_verify_depth(ctx, 4);
-	h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
-	s->ssl_ctx = ctx;
-	return 0;
-
-err_cert:
-	log_error("http: cannot load %s: %s", path, ERR_reason_error_string(ERR_peek_last_error()));
-	ERR_clear_error();
-	SSL_CTX_free(ctx);
-	return -EIO;
+	rv = http_tls_server_ctx(crt, key, ca, SSL_OP_CIPHER_SERVER_PREFERENCE, SSL_VERIFY_PEER,
+				 verify_cb, &s->ssl_ctx, &failed);
+	if (rv == -EIO) {
+		log_error("http: cannot load %s: %s", failed,
+			  ERR_reason_error_string(ERR_peek_last_error()));
+		ERR_clear_error();
+	}
+	return rv;
 }
 
 /* ------------------------------------------------------------ connections */
@@ -812,49 +787,16 @@ static void final_timer_cb(uv_timer_t *t)
 	uv_close((uv_handle_t *)t, final_closed_cb);
 }
 
-static bool timeout_idle(h2o_timeout_t *t)
-{
-	return h2o_linklist_is_empty(&t->_entries);
-}
-
-/* h2o_context_dispose() minus its nested uv_run(), which would re-enter
- * the loop from inside one of its callbacks. */
+/* h2o's context, once none of its timeouts has anything pending. */
 static bool context_dispose(struct http_server *s)
 {
 	h2o_context_t *ctx = &s->ctx;
-	h2o_globalconf_t *config = ctx->globalconf;
-	h2o_timeout_t *timeouts[] = {
-		&ctx->zero_timeout,	    &ctx->one_sec_timeout,  &ctx->hundred_ms_timeout,
-		&ctx->handshake_timeout,    &ctx->http1.req_timeout, &ctx->http2.idle_timeout,
-		&ctx->http2.graceful_shutdown_timeout, &ctx->proxy.io_timeout,
-	};
-	size_t i, j;
 
 	if (h2o_timeout_is_linked(&ctx->http2._graceful_shutdown_timeout))
 		h2o_timeout_unlink(&ctx->http2._graceful_shutdown_timeout);
-	for (i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
-		if (!timeout_idle(timeouts[i]))
-			return false; /* try again on the next tick */
-	for (i = 0; config->hosts[i] != NULL; ++i) {
-		h2o_hostconf_t *hostconf = config->hosts[i];
-		for (j = 0; j != hostconf->paths.size; ++j)
-			h2o_context_dispose_pathconf_context(ctx, hostconf->paths.entries + j);
-		h2o_context_dispose_pathconf_context(ctx, &hostconf->fallback_path);
-	}
-	free(ctx->_pathconfs_inited.entries);
-	free(ctx->_module_configs);
-	for (i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
-		h2o_timeout_dispose(ctx->loop, timeouts[i]);
-	h2o_filecache_destroy(ctx->filecache);
-	ctx->filecache = NULL;
-	for (i = 0; i != ctx->storage.size; ++i)
-		if (ctx->storage.entries[i].dispose != NULL)
-			ctx->storage.entries[i].dispose(ctx->storage.entries[i].data);
-	free(ctx->storage.entries);
-	h2o_multithread_unregister_receiver(ctx->queue, &ctx->receivers.hostinfo_getaddr);
-	h2o_multithread_destroy_queue(ctx->queue);
-	if (ctx->_timestamp_cache.value != NULL)
-		h2o_mem_release_shared(ctx->_timestamp_cache.value);
+	if (!http_h2o_context_idle(ctx))
+		return false; /* try again on the next tick */
+	http_h2o_context_dispose(ctx);
 	return true;
 }
 

@@ -1,9 +1,11 @@
-/* Percent-decoding, query strings, numbers, continue tokens. */
+/* Percent-decoding, query strings, numbers, continue tokens; h2o context teardown. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <h2o.h>
+#include <h2o/http2.h>
+#include <openssl/x509v3.h>
 
 #include "http/util.h"
 
@@ -171,4 +173,95 @@ char *http_base64_encode(const void *data, size_t len)
 	if (s != NULL)
 		h2o_base64_encode(s, data, len, 0);
 	return s;
+}
+
+int http_tls_server_ctx(const char *cert_file, const char *key_file, const char *ca_file,
+			uint64_t options, int verify_mode, SSL_verify_cb verify_cb,
+			SSL_CTX **ret_ctx, const char **ret_failed_file)
+{
+	STACK_OF(X509_NAME) *cas;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *failed;
+
+	if (ctx == NULL)
+		return -ENOMEM;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
+					 options);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	failed = cert_file;
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
+		goto err;
+	failed = key_file;
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		goto err;
+	failed = ca_file;
+	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)
+		goto err;
+	cas = SSL_load_client_CA_file(ca_file);
+	if (cas == NULL)
+		goto err;
+	SSL_CTX_set_client_CA_list(ctx, cas);
+	SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+	SSL_CTX_set_verify(ctx, verify_mode, verify_cb);
+	SSL_CTX_set_verify_depth(ctx, 4);
+	h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+	*ret_ctx = ctx;
+	return 0;
+err:
+	if (ret_failed_file != NULL)
+		*ret_failed_file = failed;
+	SSL_CTX_free(ctx);
+	return -EIO;
+}
+
+/* Every h2o_timeout_t of a context, as h2o_context_dispose() lists them. */
+#define CONTEXT_TIMEOUTS(ctx)                                                                  \
+	{                                                                                      \
+		&(ctx)->zero_timeout, &(ctx)->one_sec_timeout, &(ctx)->hundred_ms_timeout,     \
+		    &(ctx)->handshake_timeout, &(ctx)->http1.req_timeout,                      \
+		    &(ctx)->http2.idle_timeout, &(ctx)->http2.graceful_shutdown_timeout,       \
+		    &(ctx)->proxy.io_timeout,                                                  \
+	}
+
+bool http_h2o_context_idle(h2o_context_t *ctx)
+{
+	h2o_timeout_t *timeouts[] = CONTEXT_TIMEOUTS(ctx);
+
+	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
+		if (!h2o_linklist_is_empty(&timeouts[i]->_entries))
+			return false;
+	return true;
+}
+
+void http_h2o_context_dispose(h2o_context_t *ctx)
+{
+	h2o_globalconf_t *config = ctx->globalconf;
+	h2o_timeout_t *timeouts[] = CONTEXT_TIMEOUTS(ctx);
+	size_t i, j;
+
+	if (h2o_timeout_is_linked(&ctx->http2._graceful_shutdown_timeout))
+		h2o_timeout_unlink(&ctx->http2._graceful_shutdown_timeout);
+	for (i = 0; config->hosts[i] != NULL; ++i) {
+		h2o_hostconf_t *hostconf = config->hosts[i];
+		for (j = 0; j != hostconf->paths.size; ++j)
+			h2o_context_dispose_pathconf_context(ctx, hostconf->paths.entries + j);
+		h2o_context_dispose_pathconf_context(ctx, &hostconf->fallback_path);
+	}
+	free(ctx->_pathconfs_inited.entries);
+	free(ctx->_module_configs);
+	for (i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++)
+		h2o_timeout_dispose(ctx->loop, timeouts[i]);
+	h2o_filecache_destroy(ctx->filecache);
+	ctx->filecache = NULL;
+	for (i = 0; i != ctx->storage.size; ++i)
+		if (ctx->storage.entries[i].dispose != NULL)
+			ctx->storage.entries[i].dispose(ctx->storage.entries[i].data);
+	free(ctx->storage.entries);
+	h2o_multithread_unregister_receiver(ctx->queue, &ctx->receivers.hostinfo_getaddr);
+	h2o_multithread_destroy_queue(ctx->queue);
+	if (ctx->_timestamp_cache.value != NULL)
+		h2o_mem_release_shared(ctx->_timestamp_cache.value);
 }

@@ -28,15 +28,15 @@
 #include "runtime/kclient.h"
 #include "runtime/runtime.h"
 #include "src/lib/config.h"
+#include "src/lib/daemon.h"
 #include "src/lib/log.h"
-#include "src/lib/version.h"
 #include "src/node/agent.h"
 #include "src/node/creds.h"
 #include "src/node/logsrv.h"
 #include "src/node/pods.h"
 #include "src/node/registries.h"
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE DAEMON_EXIT_USAGE
 
 #define OPT(name, type, def, arg, member, max, help) \
 	{name, type, def, arg, help, offsetof(struct node_config, member), max}
@@ -391,7 +391,7 @@ struct daemon {
 	struct rt *rt;
 	struct node_registry *regs;
 	struct rt_registry *rt_regs;
-	uv_signal_t sigterm, sigint;
+	struct daemon_signals signals;
 	int stops_pending;
 };
 
@@ -410,8 +410,7 @@ static void signal_cb(uv_signal_t *s, int signum)
 		return;
 	log_info("signal %d: stopping (containers keep running)", signum);
 	d->a.closing = true;
-	uv_close((uv_handle_t *)&d->sigterm, NULL);
-	uv_close((uv_handle_t *)&d->sigint, NULL);
+	daemon_signals_close(&d->signals, NULL);
 	node__status_stop(&d->a);
 	/* Requests in flight end with -ECANCELED: nothing waits for a master
 	 * that does not answer. */
@@ -570,11 +569,7 @@ static int run(struct node_config *cfg)
 		log_error("cannot serve on %s: %s", cfg->listen, strerror(-rv));
 		goto out_rt;
 	}
-	uv_signal_init(&loop, &d.sigterm);
-	uv_signal_init(&loop, &d.sigint);
-	d.sigterm.data = d.sigint.data = &d;
-	uv_signal_start(&d.sigterm, signal_cb, SIGTERM);
-	uv_signal_start(&d.sigint, signal_cb, SIGINT);
+	daemon_signals_start(&d.signals, &loop, signal_cb, &d);
 	node__status_start(&d.a);
 	node_pods_start(&d.a, d.rt, &d.a.pods);
 	log_info("node %s (%s) started, API at %s, logs on %s", name, d.a.node_ip,
@@ -602,17 +597,12 @@ out:
 int main(int argc, char *argv[])
 {
 	struct node_config cfg;
-	enum config_action action;
-	const char *config_path = NULL;
-	char err[1024];
-	int rv, code, i, image_at = -1;
+	int code, i, image_at = -1;
 
-	signal(SIGPIPE, SIG_IGN);
 	/* Image pulls hold a thread-pool thread for as long as they take:
 	 * libuv's default of 4 would let a few slow pulls stall every other
 	 * pod's disk work. Read once, at the pool's first use. */
 	setenv("UV_THREADPOOL_SIZE", "16", 0);
-	log_init("capstan-node", LOG_LEVEL_INFO);
 	/* "image ..." or "cleanup" ends the flags: what follows belongs to it. */
 	for (i = 1; i < argc; i++)
 		if (strcmp(argv[i], "image") == 0 || strcmp(argv[i], "cleanup") == 0) {
@@ -620,23 +610,8 @@ int main(int argc, char *argv[])
 			break;
 		}
 	memset(&cfg, 0, sizeof cfg);
-	rv = config_parse(&spec, &cfg, image_at > 0 ? image_at : argc, argv, &action,
-			  &config_path, err, sizeof err);
-	if (rv != 0) {
-		fprintf(stderr, "capstan-node: %s\n", err);
-		config_free(&spec, &cfg);
-		return EXIT_USAGE;
-	}
-	if (action == CONFIG_HELP) {
-		config_print_help(&spec, stdout);
-		config_free(&spec, &cfg);
-		return EXIT_SUCCESS;
-	}
-	if (action == CONFIG_VERSION) {
-		version_print("capstan-node");
-		config_free(&spec, &cfg);
-		return EXIT_SUCCESS;
-	}
+	if (!daemon_parse_args(&spec, &cfg, image_at > 0 ? image_at : argc, argv, NULL, &code))
+		return code;
 	log_init("capstan-node", cfg.log_level);
 	if (image_at > 0 && strcmp(argv[image_at], "cleanup") == 0) {
 		code = argc == image_at + 1 ? cleanup_cmd(&cfg) : EXIT_USAGE;

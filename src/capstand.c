@@ -45,6 +45,7 @@
 #include "http/server.h"
 #include "raft/replica.h"
 #include "src/lib/config.h"
+#include "src/lib/daemon.h"
 #include "src/ctrl/driver.h"
 #include "src/lib/log.h"
 #include "src/lib/pki.h"
@@ -52,7 +53,7 @@
 #include "src/lib/version.h"
 #include "src/restore.h"
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE DAEMON_EXIT_USAGE
 
 /* Certificates are renewed at start when fewer days than this remain. */
 #define RENEW_DAYS 30
@@ -171,8 +172,7 @@ enum start_mode { START_RESTART, START_INIT, START_JOIN };
 struct daemon {
 	struct settings *cfg;
 	uv_loop_t loop;
-	uv_signal_t sigterm;
-	uv_signal_t sigint;
+	struct daemon_signals signals;
 	uv_timer_t watchdog;
 	bool handles_closing;
 	int lock_fd;
@@ -1393,8 +1393,7 @@ static void maybe_close_handles(struct daemon *d)
 	    d->join != NULL || d->fetch != NULL)
 		return;
 	d->handles_closing = true;
-	uv_close((uv_handle_t *)&d->sigterm, handle_closed_cb);
-	uv_close((uv_handle_t *)&d->sigint, handle_closed_cb);
+	daemon_signals_close(&d->signals, handle_closed_cb);
 	uv_close((uv_handle_t *)&d->watchdog, handle_closed_cb);
 }
 
@@ -1743,14 +1742,9 @@ static int run(struct daemon *d)
 		log_error("cannot start the event loop: %s", uv_strerror(rv));
 		return EXIT_FAILURE;
 	}
-	uv_signal_init(&d->loop, &d->sigterm);
-	uv_signal_init(&d->loop, &d->sigint);
 	uv_timer_init(&d->loop, &d->watchdog);
 	uv_unref((uv_handle_t *)&d->watchdog);
-	d->sigterm.data = d;
-	d->sigint.data = d;
-	uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
-	uv_signal_start(&d->sigint, signal_cb, SIGINT);
+	daemon_signals_start(&d->signals, &d->loop, signal_cb, d);
 
 	code = start(d);
 	if (code != 0)
@@ -1768,30 +1762,12 @@ int main(int argc, char *argv[])
 {
 	struct settings cfg;
 	struct daemon d;
-	enum config_action action;
 	const char *config_path = NULL;
-	char err[1024];
-	int rv, code;
+	int code;
 
-	signal(SIGPIPE, SIG_IGN);
-	log_init("capstand", LOG_LEVEL_INFO);
 	memset(&cfg, 0, sizeof cfg);
-	rv = config_parse(&spec, &cfg, argc, argv, &action, &config_path, err, sizeof err);
-	if (rv != 0) {
-		fprintf(stderr, "capstand: %s\n", err);
-		config_free(&spec, &cfg);
-		return EXIT_USAGE;
-	}
-	if (action == CONFIG_HELP) {
-		config_print_help(&spec, stdout);
-		config_free(&spec, &cfg);
-		return EXIT_SUCCESS;
-	}
-	if (action == CONFIG_VERSION) {
-		version_print("capstand");
-		config_free(&spec, &cfg);
-		return EXIT_SUCCESS;
-	}
+	if (!daemon_parse_args(&spec, &cfg, argc, argv, &config_path, &code))
+		return code;
 	log_init("capstand", cfg.log_level);
 	if (config_path != NULL)
 		log_debug("read settings from %s", config_path);

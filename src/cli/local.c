@@ -296,12 +296,13 @@ static bool pid_gone(pid_t pid)
 	return state == 0 || state == 'Z' || state == 'X';
 }
 
-/* Whether @pid is a live (not zombie) capstand running with --data-dir
- * @data_dir: pid files can be stale and pids get reused. */
-static bool is_our_capstand(pid_t pid, const char *data_dir)
+/* Whether @pid is a live (not zombie) program named @name whose argument
+ * after @flag (or in "@flag=") is @value: pid files can be stale and pids
+ * get reused. */
+static bool is_our_prog(pid_t pid, const char *name, const char *flag, const char *value)
 {
 	char p[64], exe[PATH_MAX], *cmdline, *base;
-	size_t len;
+	size_t len, fl = strlen(flag);
 	ssize_t n;
 	bool found = false;
 
@@ -312,12 +313,12 @@ static bool is_our_capstand(pid_t pid, const char *data_dir)
 	if (n <= 0)
 		return false;
 	exe[n] = '\0';
-	/* A rebuilt binary shows as "/path/capstand (deleted)". */
+	/* A rebuilt binary shows as "/path/prog (deleted)". */
 	if ((size_t)n > 10 && strcmp(exe + n - 10, " (deleted)") == 0)
 		exe[n - 10] = '\0';
 	base = strrchr(exe, '/');
 	base = base != NULL ? base + 1 : exe;
-	if (strcmp(base, "capstand") != 0)
+	if (strcmp(base, name) != 0)
 		return false;
 	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
 	if (cli_read_file(p, 1u << 20, &cmdline, &len) != 0)
@@ -325,10 +326,9 @@ static bool is_our_capstand(pid_t pid, const char *data_dir)
 	for (size_t i = 0; i < len;) {
 		const char *arg = cmdline + i;
 		size_t al = strlen(arg);
-		if (strcmp(arg, "--data-dir") == 0 && i + al + 1 < len &&
-		    strcmp(arg + al + 1, data_dir) == 0)
+		if (strcmp(arg, flag) == 0 && i + al + 1 < len && strcmp(arg + al + 1, value) == 0)
 			found = true;
-		if (strncmp(arg, "--data-dir=", 11) == 0 && strcmp(arg + 11, data_dir) == 0)
+		if (strncmp(arg, flag, fl) == 0 && arg[fl] == '=' && strcmp(arg + fl + 1, value) == 0)
 			found = true;
 		i += al + 1;
 	}
@@ -336,21 +336,157 @@ static bool is_our_capstand(pid_t pid, const char *data_dir)
 	return found;
 }
 
-static pid_t read_pid_file(const struct master *m)
+/* The pid in @dir/@pid_name if it is a live @name with @flag @value, else 0. */
+static pid_t running_pid(const char *dir, const char *pid_name, const char *name, const char *flag,
+			 const char *value)
 {
 	uint64_t pid;
 
-	if (read_uint_file(m->dir, "capstand.pid", &pid) != 0 || pid == 0 || pid > INT_MAX)
+	if (read_uint_file(dir, pid_name, &pid) != 0 || pid == 0 || pid > INT_MAX)
 		return 0;
-	return (pid_t)pid;
+	return is_our_prog((pid_t)pid, name, flag, value) ? (pid_t)pid : 0;
+}
+
+/* Runs @argv (@argv[0] the program) detached from this command: its own
+ * session, default signals, stdin /dev/null, stdout and stderr to @log
+ * (truncated if @truncate, else appended after @banner if not NULL), and
+ * writes its pid to @pidfile. *ret_pid is the child once it forked, even
+ * if the pid file could not be written. Returns a CLI exit code. */
+static int spawn_detached(const char *const *argv, const char *log, bool truncate,
+			  const char *banner, const char *pidfile, pid_t *ret_pid)
+{
+	char pidbuf[32];
+	int nullfd = -1, logfd = -1, code, rv;
+	pid_t pid;
+
+	*ret_pid = 0;
+	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	logfd = open(log, O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_APPEND) | O_CLOEXEC, 0600);
+	if (nullfd < 0 || logfd < 0) {
+		code = cli_fail(CLI_EXIT_FAILURE, "cannot open %s: %s", logfd < 0 ? log : "/dev/null",
+				strerror(errno));
+		goto out;
+	}
+	if (banner != NULL)
+		dprintf(logfd, "%s", banner);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		code = cli_fail(CLI_EXIT_FAILURE, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		/* Only async-signal-safe calls from here to exec. */
+		struct sigaction sa = {.sa_handler = SIG_DFL};
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		sigaction(SIGPIPE, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		setsid();
+		if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+			_exit(127);
+		/* libcurl's sockets may lack O_CLOEXEC. */
+		close_range(3, ~0U, 0);
+		execv(argv[0], (char *const *)argv);
+		dprintf(2, "capstan local up: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	*ret_pid = pid;
+	snprintf(pidbuf, sizeof pidbuf, "%d\n", (int)pid);
+	rv = write_file(pidfile, pidbuf, strlen(pidbuf), 0644);
+	if (rv != 0) {
+		code = cli_fail(CLI_EXIT_FAILURE, "cannot write %s: %s", pidfile, strerror(-rv));
+		goto out;
+	}
+	code = CLI_EXIT_OK;
+out:
+	if (nullfd >= 0)
+		close(nullfd);
+	if (logfd >= 0)
+		close(logfd);
+	return code;
+}
+
+/* A detached process to stop: pid 0 if it is not running; its pid file is
+ * @dir/@pid_name; @name prefixes the "stopped" line, @who names it in errors. */
+struct proc {
+	pid_t pid;
+	const char *dir, *pid_name, *who;
+	char name[24];
+};
+
+/* SIGTERMs every running process of @p (a failed signal is an error if
+ * @strict), SIGKILLs those left after 10 s, and removes the pid files of
+ * those gone. Returns a CLI exit code: failure if @strict and one is still
+ * running after SIGKILL. */
+static int stop_procs(struct proc *p, unsigned n, bool strict, unsigned *ret_stopping)
+{
+	char pidfile[PATH_MAX];
+	unsigned stopping = 0, left;
+	uint64_t deadline;
+	bool killed = false;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (p[i].pid == 0) {
+			path_join(pidfile, sizeof pidfile, p[i].dir, p[i].pid_name);
+			unlink(pidfile);
+			continue;
+		}
+		if (kill(p[i].pid, SIGTERM) != 0 && errno != ESRCH && strict)
+			return cli_fail(CLI_EXIT_FAILURE, "cannot signal %s (pid %d): %s", p[i].who,
+					(int)p[i].pid, strerror(errno));
+		stopping++;
+	}
+	if (ret_stopping != NULL)
+		*ret_stopping = stopping;
+	deadline = now_ms() + STOP_WAIT_MS;
+	for (;;) {
+		left = 0;
+		for (unsigned i = 0; i < n; i++) {
+			if (p[i].pid == 0)
+				continue;
+			/* Wait for the process itself to end: while it exits,
+			 * its exe and cmdline vanish before it does. */
+			if (pid_gone(p[i].pid)) {
+				printf("%s: stopped (pid %d)%s\n", p[i].name, (int)p[i].pid,
+				       killed ? " after SIGKILL" : "");
+				p[i].pid = 0;
+				path_join(pidfile, sizeof pidfile, p[i].dir, p[i].pid_name);
+				unlink(pidfile);
+				continue;
+			}
+			left++;
+		}
+		if (left == 0)
+			break;
+		if (now_ms() >= deadline) {
+			if (killed)
+				break;
+			/* SIGTERM did not do it within 10 s. */
+			for (unsigned i = 0; i < n; i++) {
+				if (p[i].pid != 0)
+					kill(p[i].pid, SIGKILL);
+			}
+			killed = true;
+			deadline = now_ms() + KILL_WAIT_MS;
+		}
+		sleep_ms(50);
+	}
+	for (unsigned i = 0; i < n && strict; i++) {
+		if (p[i].pid != 0)
+			return cli_fail(CLI_EXIT_FAILURE, "%s (pid %d) is still running after SIGKILL",
+					p[i].who, (int)p[i].pid);
+	}
+	return CLI_EXIT_OK;
 }
 
 /* Sets m->pid to the running capstand of @m, or 0. */
 static bool master_running(struct master *m)
 {
-	pid_t pid = read_pid_file(m);
-
-	m->pid = is_our_capstand(pid, m->dir) ? pid : 0;
+	m->pid = running_pid(m->dir, "capstand.pid", "capstand", "--data-dir", m->dir);
 	return m->pid != 0;
 }
 
@@ -394,11 +530,10 @@ static int start_master(const struct layout *l, struct master *m, const char *ca
 {
 	static const char *const mode_names[] = {"restart", "init", "join"};
 	char config[PATH_MAX], log[PATH_MAX], pidfile[PATH_MAX], join_ca[PATH_MAX + 16];
-	char listen[32], plain[32], raft[32], join_url[64], pidbuf[32];
+	char listen[32], plain[32], raft[32], join_url[64], when[64], banner[128];
 	const char *argv[24];
-	int argc = 0, nullfd = -1, logfd = -1, rv;
+	int argc = 0, rv;
 	time_t t = time(NULL);
-	char when[64];
 	pid_t pid;
 
 	path_join(config, sizeof config, l->dir, "capstand.yaml");
@@ -432,57 +567,50 @@ static int start_master(const struct layout *l, struct master *m, const char *ca
 	}
 	argv[argc] = NULL;
 
-	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (nullfd < 0 || logfd < 0) {
-		rv = cli_fail(CLI_EXIT_FAILURE, "cannot open %s: %s", logfd < 0 ? log : "/dev/null",
-			      strerror(errno));
-		goto out;
-	}
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
-	dprintf(logfd, "--- capstan local up: %s m%u at %s\n", mode_names[mode], m->index, when);
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		rv = cli_fail(CLI_EXIT_FAILURE, "fork: %s", strerror(errno));
-		goto out;
+	snprintf(banner, sizeof banner, "--- capstan local up: %s m%u at %s\n", mode_names[mode],
+		 m->index, when);
+	rv = spawn_detached(argv, log, false, banner, pidfile, &pid);
+	if (pid > 0) {
+		m->child = pid;
+		m->pid = pid;
 	}
-	if (pid == 0) {
-		/* Only async-signal-safe calls from here to exec. */
-		struct sigaction sa = {.sa_handler = SIG_DFL};
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		sigaction(SIGPIPE, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		setsid();
-		if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-			_exit(127);
-		/* libcurl's sockets may lack O_CLOEXEC. */
-		close_range(3, ~0U, 0);
-		execv(capstand, (char *const *)argv);
-		dprintf(2, "capstan local up: cannot run %s: %s\n", capstand, strerror(errno));
-		_exit(127);
-	}
-	m->child = pid;
-	m->pid = pid;
-	snprintf(pidbuf, sizeof pidbuf, "%d\n", (int)pid);
-	rv = write_file(pidfile, pidbuf, strlen(pidbuf), 0644);
-	if (rv != 0) {
-		rv = cli_fail(CLI_EXIT_FAILURE, "cannot write %s: %s", pidfile, strerror(-rv));
-		goto out;
-	}
+	if (rv != CLI_EXIT_OK)
+		return rv;
 	printf("m%u: started capstand (%s), pid %d\n", m->index, mode_names[mode], (int)pid);
 	fflush(stdout);
-	rv = CLI_EXIT_OK;
-out:
-	if (nullfd >= 0)
-		close(nullfd);
-	if (logfd >= 0)
-		close(logfd);
-	return rv;
+	return CLI_EXIT_OK;
+}
+
+/* Finds a program: @rel (paths relative to the directory of this capstan,
+ * resolved) first, then @name in @dirs. Writes its path to @buf. */
+static bool find_prog(const char *name, const char *const *rel, size_t n_rel,
+		      const char *const *dirs, size_t n_dirs, char *buf, size_t len)
+{
+	char self[PATH_MAX], *slash;
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			for (size_t i = 0; i < n_rel; i++) {
+				char real[PATH_MAX];
+				if (path_join(buf, len, self, rel[i]) == 0 && access(buf, X_OK) == 0) {
+					if (realpath(buf, real) != NULL)
+						snprintf(buf, len, "%s", real);
+					return true;
+				}
+			}
+		}
+	}
+	for (size_t i = 0; i < n_dirs; i++) {
+		if (path_join(buf, len, dirs[i], name) == 0 && access(buf, X_OK) == 0)
+			return true;
+	}
+	return false;
 }
 
 static int find_capstand(const char *given, char *buf, size_t len)
@@ -862,49 +990,9 @@ struct up_opts {
 
 #define HOLLOW_MAX 100000
 
-/* Whether @pid is a live capstan-hollow whose --control-dir is @dir. */
-static bool is_our_hollow(pid_t pid, const char *dir)
-{
-	char p[64], exe[PATH_MAX], *cmdline, *base;
-	size_t len;
-	ssize_t n;
-	bool found = false;
-
-	if (pid <= 0 || pid_gone(pid))
-		return false;
-	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
-	n = readlink(p, exe, sizeof exe - 1);
-	if (n <= 0)
-		return false;
-	exe[n] = '\0';
-	if ((size_t)n > 10 && strcmp(exe + n - 10, " (deleted)") == 0)
-		exe[n - 10] = '\0';
-	base = strrchr(exe, '/');
-	base = base != NULL ? base + 1 : exe;
-	if (strcmp(base, "capstan-hollow") != 0)
-		return false;
-	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
-	if (cli_read_file(p, 1u << 20, &cmdline, &len) != 0)
-		return false;
-	for (size_t i = 0; i < len;) {
-		const char *arg = cmdline + i;
-		size_t al = strlen(arg);
-		if (strcmp(arg, "--control-dir") == 0 && i + al + 1 < len &&
-		    strcmp(arg + al + 1, dir) == 0)
-			found = true;
-		i += al + 1;
-	}
-	free(cmdline);
-	return found;
-}
-
 static pid_t hollow_running(const char *hdir)
 {
-	uint64_t pid;
-
-	if (read_uint_file(hdir, "hollow.pid", &pid) != 0 || pid == 0 || pid > INT_MAX)
-		return 0;
-	return is_our_hollow((pid_t)pid, hdir) ? (pid_t)pid : 0;
+	return running_pid(hdir, "hollow.pid", "capstan-hollow", "--control-dir", hdir);
 }
 
 /* capstan-hollow next to capstan (the build tree), in ../libexec/capstan
@@ -915,29 +1003,10 @@ static int find_hollow(char *buf, size_t len)
 					  "../lib/capstan/capstan-hollow"};
 	static const char *const abs_dirs[] = {"/usr/libexec/capstan", "/usr/local/libexec/capstan",
 					       "/usr/lib/capstan"};
-	char self[PATH_MAX], *slash;
-	ssize_t n;
 
-	n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-				char real[PATH_MAX];
-				if (path_join(buf, len, self, rel[i]) == 0 && access(buf, X_OK) == 0) {
-					if (realpath(buf, real) != NULL)
-						snprintf(buf, len, "%s", real);
-					return CLI_EXIT_OK;
-				}
-			}
-		}
-	}
-	for (size_t i = 0; i < sizeof abs_dirs / sizeof abs_dirs[0]; i++) {
-		if (path_join(buf, len, abs_dirs[i], "capstan-hollow") == 0 && access(buf, X_OK) == 0)
-			return CLI_EXIT_OK;
-	}
+	if (find_prog("capstan-hollow", rel, sizeof rel / sizeof rel[0], abs_dirs,
+		      sizeof abs_dirs / sizeof abs_dirs[0], buf, len))
+		return CLI_EXIT_OK;
 	return cli_fail(CLI_EXIT_FAILURE,
 			"capstan-hollow not found next to capstan or in a libexec directory");
 }
@@ -947,10 +1016,10 @@ static int find_hollow(char *buf, size_t len)
 static int start_hollow(const struct layout *l, const struct up_opts *o)
 {
 	char hdir[PATH_MAX], prog[PATH_MAX], log[PATH_MAX], pidfile[PATH_MAX], ca[PATH_MAX + 16],
-		cert[PATH_MAX + 16], key[PATH_MAX + 16], nodes[32], pidbuf[32], want[96];
+		cert[PATH_MAX + 16], key[PATH_MAX + 16], nodes[32], want[96];
 	char urls[LOCAL_MAX][48];
 	const char *argv[16 + 2 * LOCAL_MAX];
-	int argc = 0, nullfd = -1, logfd = -1, rv, code, st;
+	int argc = 0, rv, code, st;
 	uint64_t deadline;
 	pid_t pid;
 
@@ -989,43 +1058,10 @@ static int start_hollow(const struct layout *l, const struct up_opts *o)
 	argv[argc++] = hdir;
 	argv[argc] = NULL;
 
-	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	/* A new log each time: the wait below looks for a line in it. */
-	logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (nullfd < 0 || logfd < 0) {
-		code = cli_fail(CLI_EXIT_FAILURE, "cannot open %s: %s", logfd < 0 ? log : "/dev/null",
-				strerror(errno));
-		goto out;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		code = cli_fail(CLI_EXIT_FAILURE, "fork: %s", strerror(errno));
-		goto out;
-	}
-	if (pid == 0) {
-		struct sigaction sa = {.sa_handler = SIG_DFL};
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		sigaction(SIGPIPE, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		setsid();
-		if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-			_exit(127);
-		close_range(3, ~0U, 0);
-		execv(prog, (char *const *)argv);
-		dprintf(2, "capstan local up: cannot run %s: %s\n", prog, strerror(errno));
-		_exit(127);
-	}
-	snprintf(pidbuf, sizeof pidbuf, "%d\n", (int)pid);
-	rv = write_file(pidfile, pidbuf, strlen(pidbuf), 0644);
-	if (rv != 0) {
-		code = cli_fail(CLI_EXIT_FAILURE, "cannot write %s: %s", pidfile, strerror(-rv));
-		goto out;
-	}
+	code = spawn_detached(argv, log, true, NULL, pidfile, &pid);
+	if (code != CLI_EXIT_OK)
+		return code;
 	printf("hollow nodes: started capstan-hollow with %s nodes, pid %d\n", nodes, (int)pid);
 	fflush(stdout);
 	snprintf(want, sizeof want, "all %s nodes registered", nodes);
@@ -1038,9 +1074,8 @@ static int start_hollow(const struct layout *l, const struct up_opts *o)
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			char line[320];
 			last_line(log, line, sizeof line);
-			code = cli_fail(CLI_EXIT_FAILURE, "capstan-hollow exited; see %s (last line: %s)",
+			return cli_fail(CLI_EXIT_FAILURE, "capstan-hollow exited; see %s (last line: %s)",
 					log, line);
-			goto out;
 		}
 		if (cli_read_file(log, 64u << 20, &text, &n) == 0) {
 			done = strstr(text, want) != NULL;
@@ -1049,100 +1084,33 @@ static int start_hollow(const struct layout *l, const struct up_opts *o)
 		if (done)
 			break;
 		if (now_ms() >= deadline) {
-			code = cli_fail(CLI_EXIT_FAILURE,
+			return cli_fail(CLI_EXIT_FAILURE,
 					"timed out after %" PRIu64 "s waiting for the hollow nodes; see %s",
 					o->timeout_ms / 1000, log);
-			goto out;
 		}
 		sleep_ms(POLL_MS);
 	}
 	printf("hollow nodes: %s registered (hollow-0..hollow-%" PRIu64 "), log %s\n", nodes,
 	       o->hollow_nodes - 1, log);
-	code = CLI_EXIT_OK;
-out:
-	if (nullfd >= 0)
-		close(nullfd);
-	if (logfd >= 0)
-		close(logfd);
-	return code;
+	return CLI_EXIT_OK;
 }
 
 /* Stops the capstan-hollow of @dir (SIGTERM, SIGKILL after 10 s). */
 static int stop_hollow(const char *dir)
 {
-	char hdir[PATH_MAX], pidfile[PATH_MAX];
-	uint64_t deadline;
-	bool killed = false;
-	pid_t pid;
+	char hdir[PATH_MAX];
+	struct proc p = {.dir = hdir, .pid_name = "hollow.pid", .who = "capstan-hollow",
+			 .name = "hollow nodes"};
 
 	path_join(hdir, sizeof hdir, dir, "hollow");
-	path_join(pidfile, sizeof pidfile, hdir, "hollow.pid");
-	pid = hollow_running(hdir);
-	if (pid == 0) {
-		unlink(pidfile);
-		return CLI_EXIT_OK;
-	}
-	if (kill(pid, SIGTERM) != 0 && errno != ESRCH)
-		return cli_fail(CLI_EXIT_FAILURE, "cannot signal capstan-hollow (pid %d): %s", (int)pid,
-				strerror(errno));
-	deadline = now_ms() + STOP_WAIT_MS;
-	while (!pid_gone(pid)) {
-		if (now_ms() >= deadline) {
-			if (killed)
-				return cli_fail(CLI_EXIT_FAILURE,
-						"capstan-hollow (pid %d) is still running after SIGKILL",
-						(int)pid);
-			kill(pid, SIGKILL);
-			killed = true;
-			deadline = now_ms() + KILL_WAIT_MS;
-		}
-		sleep_ms(50);
-	}
-	printf("hollow nodes: stopped (pid %d)%s\n", (int)pid, killed ? " after SIGKILL" : "");
-	unlink(pidfile);
-	return CLI_EXIT_OK;
+	p.pid = hollow_running(hdir);
+	return stop_procs(&p, 1, true, NULL);
 }
 
 /* ------------------------------------------------------------ real nodes */
 
 #define NODES_MAX 50
 #define TEST_IMAGE "localhost/busybox:latest"
-
-/* Whether @pid is a live program named @name whose argument after @flag
- * is @value (pid files can be stale and pids get reused). */
-static bool is_our_prog(pid_t pid, const char *name, const char *flag, const char *value)
-{
-	char p[64], exe[PATH_MAX], *cmdline, *base;
-	size_t len;
-	ssize_t n;
-	bool found = false;
-
-	if (pid <= 0 || pid_gone(pid))
-		return false;
-	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
-	n = readlink(p, exe, sizeof exe - 1);
-	if (n <= 0)
-		return false;
-	exe[n] = '\0';
-	if ((size_t)n > 10 && strcmp(exe + n - 10, " (deleted)") == 0)
-		exe[n - 10] = '\0';
-	base = strrchr(exe, '/');
-	base = base != NULL ? base + 1 : exe;
-	if (strcmp(base, name) != 0)
-		return false;
-	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
-	if (cli_read_file(p, 1u << 20, &cmdline, &len) != 0)
-		return false;
-	for (size_t i = 0; i < len;) {
-		const char *arg = cmdline + i;
-		size_t al = strlen(arg);
-		if (strcmp(arg, flag) == 0 && i + al + 1 < len && strcmp(arg + al + 1, value) == 0)
-			found = true;
-		i += al + 1;
-	}
-	free(cmdline);
-	return found;
-}
 
 /* A node of the local cluster: DIR/nodes/n<index>/. */
 struct lnode {
@@ -1165,13 +1133,7 @@ static void lnode_init(const struct layout *l, unsigned index, struct lnode *n)
 
 static pid_t lnode_running(struct lnode *n)
 {
-	uint64_t pid;
-
-	n->pid = 0;
-	if (read_uint_file(n->dir, "capstan-node.pid", &pid) != 0 || pid == 0 || pid > INT_MAX)
-		return 0;
-	if (is_our_prog((pid_t)pid, "capstan-node", "--config", n->config))
-		n->pid = (pid_t)pid;
+	n->pid = running_pid(n->dir, "capstan-node.pid", "capstan-node", "--config", n->config);
 	return n->pid;
 }
 
@@ -1180,33 +1142,11 @@ static pid_t lnode_running(struct lnode *n)
 static int find_node_prog(char *buf, size_t len)
 {
 	static const char *const rel[] = {"capstan-node", "../sbin/capstan-node"};
-	static const char *const abs_paths[] = {"/usr/sbin/capstan-node",
-						"/usr/local/sbin/capstan-node"};
-	char self[PATH_MAX], *slash;
-	ssize_t n;
+	static const char *const abs_dirs[] = {"/usr/sbin", "/usr/local/sbin"};
 
-	n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-				char real[PATH_MAX];
-				if (path_join(buf, len, self, rel[i]) == 0 && access(buf, X_OK) == 0) {
-					if (realpath(buf, real) != NULL)
-						snprintf(buf, len, "%s", real);
-					return CLI_EXIT_OK;
-				}
-			}
-		}
-	}
-	for (size_t i = 0; i < sizeof abs_paths / sizeof abs_paths[0]; i++) {
-		if (access(abs_paths[i], X_OK) == 0) {
-			snprintf(buf, len, "%s", abs_paths[i]);
-			return CLI_EXIT_OK;
-		}
-	}
+	if (find_prog("capstan-node", rel, sizeof rel / sizeof rel[0], abs_dirs,
+		      sizeof abs_dirs / sizeof abs_dirs[0], buf, len))
+		return CLI_EXIT_OK;
 	return cli_fail(CLI_EXIT_FAILURE, "capstan-node not found next to capstan or in /usr/sbin");
 }
 
@@ -1463,10 +1403,9 @@ static bool node_ready(struct admin *a, const struct layout *l, const char *name
  * token on its first start. */
 static int lnode_start(struct lnode *n, const char *prog, const char *kubeconfig)
 {
-	char log[PATH_MAX + 32], pidfile[PATH_MAX + 32], cert[PATH_MAX + 32], token[256] = "",
-		pidbuf[32];
+	char log[PATH_MAX + 32], pidfile[PATH_MAX + 32], cert[PATH_MAX + 32], token[256] = "";
 	const char *argv[8];
-	int argc = 0, nullfd = -1, logfd = -1, rv, code;
+	int argc = 0, code;
 	pid_t pid;
 
 	snprintf(cert, sizeof cert, "%s/state/pki/node.crt", n->dir);
@@ -1495,51 +1434,13 @@ static int lnode_start(struct lnode *n, const char *prog, const char *kubeconfig
 		argv[argc++] = token;
 	}
 	argv[argc] = NULL;
-	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (nullfd < 0 || logfd < 0) {
-		code = cli_fail(CLI_EXIT_FAILURE, "cannot open %s: %s", logfd < 0 ? log : "/dev/null",
-				strerror(errno));
-		goto out;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		code = cli_fail(CLI_EXIT_FAILURE, "fork: %s", strerror(errno));
-		goto out;
-	}
-	if (pid == 0) {
-		struct sigaction sa = {.sa_handler = SIG_DFL};
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		sigaction(SIGPIPE, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		setsid();
-		if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-			_exit(127);
-		close_range(3, ~0U, 0);
-		execv(prog, (char *const *)argv);
-		dprintf(2, "capstan local up: cannot run %s: %s\n", prog, strerror(errno));
-		_exit(127);
-	}
-	n->pid = pid;
-	snprintf(pidbuf, sizeof pidbuf, "%d\n", (int)pid);
-	rv = write_file(pidfile, pidbuf, strlen(pidbuf), 0644);
-	if (rv != 0) {
-		code = cli_fail(CLI_EXIT_FAILURE, "cannot write %s: %s", pidfile, strerror(-rv));
-		goto out;
-	}
+	code = spawn_detached(argv, log, false, NULL, pidfile, &pid);
+	if (pid > 0)
+		n->pid = pid;
+	if (code != CLI_EXIT_OK)
+		return code;
 	printf("%s: started capstan-node, pid %d\n", n->name, (int)pid);
-	code = CLI_EXIT_OK;
-out:
-	if (nullfd >= 0)
-		close(nullfd);
-	if (logfd >= 0)
-		close(logfd);
-	return code;
+	return CLI_EXIT_OK;
 }
 
 /* "local up --nodes M": nodes n1..nM, each a capstan-node of its own. */
@@ -1612,6 +1513,7 @@ static int stop_nodes(const char *dir)
 {
 	char ndir[PATH_MAX], prog[PATH_MAX];
 	struct lnode *nodes;
+	struct proc *procs;
 	struct dirent *de;
 	unsigned n = 0, failed = 0;
 	bool have_prog;
@@ -1641,30 +1543,19 @@ static int stop_nodes(const char *dir)
 	free(l);
 	if (nodes == NULL)
 		return cli_fail(CLI_EXIT_FAILURE, "out of memory");
-	for (unsigned i = 0; i < n; i++)
-		if (lnode_running(&nodes[i]) != 0)
-			kill(nodes[i].pid, SIGTERM);
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t deadline = now_ms() + STOP_WAIT_MS;
-		bool killed = false;
-		char pidfile[PATH_MAX + 32];
-		if (nodes[i].pid == 0)
-			continue;
-		while (!pid_gone(nodes[i].pid)) {
-			if (now_ms() >= deadline) {
-				if (killed)
-					break;
-				kill(nodes[i].pid, SIGKILL);
-				killed = true;
-				deadline = now_ms() + KILL_WAIT_MS;
-			}
-			sleep_ms(50);
-		}
-		printf("%s: stopped (pid %d)%s\n", nodes[i].name, (int)nodes[i].pid,
-		       killed ? " after SIGKILL" : "");
-		snprintf(pidfile, sizeof pidfile, "%s/capstan-node.pid", nodes[i].dir);
-		unlink(pidfile);
+	procs = calloc(NODES_MAX, sizeof *procs);
+	if (procs == NULL) {
+		free(nodes);
+		return cli_fail(CLI_EXIT_FAILURE, "out of memory");
 	}
+	for (unsigned i = 0; i < n; i++) {
+		procs[i] = (struct proc){.pid = lnode_running(&nodes[i]), .dir = nodes[i].dir,
+					 .pid_name = "capstan-node.pid", .who = nodes[i].name};
+		snprintf(procs[i].name, sizeof procs[i].name, "%s", nodes[i].name);
+	}
+	/* Best effort: cleanup below runs whatever happens. */
+	stop_procs(procs, n, false, NULL);
+	free(procs);
 	have_prog = n > 0 && find_node_prog(prog, sizeof prog) == CLI_EXIT_OK;
 	for (unsigned i = 0; i < n && have_prog; i++) {
 		char log[PATH_MAX + 32];
@@ -2029,10 +1920,9 @@ static int purge(const char *dir)
 static int local_down(const char *dir_arg, bool do_purge)
 {
 	static struct layout l;
-	char pidfile[PATH_MAX];
+	struct proc procs[LOCAL_MAX];
 	struct dirent *de;
-	unsigned stopping = 0, left = 0;
-	uint64_t deadline;
+	unsigned stopping = 0;
 	DIR *d;
 	int code, rv;
 
@@ -2070,57 +1960,13 @@ static int local_down(const char *dir_arg, bool do_purge)
 	closedir(d);
 	for (unsigned i = 0; i < l.n; i++) {
 		struct master *m = &l.m[i];
-		path_join(pidfile, sizeof pidfile, m->dir, "capstand.pid");
-		if (!master_running(m)) {
-			unlink(pidfile);
-			continue;
-		}
-		if (kill(m->pid, SIGTERM) != 0 && errno != ESRCH)
-			return cli_fail(CLI_EXIT_FAILURE, "cannot signal m%u (pid %d): %s", m->index,
-					(int)m->pid, strerror(errno));
-		stopping++;
+		master_running(m);
+		procs[i] = (struct proc){.pid = m->pid, .dir = m->dir, .pid_name = "capstand.pid"};
+		snprintf(procs[i].name, sizeof procs[i].name, "m%u", m->index);
+		procs[i].who = procs[i].name;
 	}
-	deadline = now_ms() + STOP_WAIT_MS;
-	for (bool killed = false;;) {
-		left = 0;
-		for (unsigned i = 0; i < l.n; i++) {
-			struct master *m = &l.m[i];
-			if (m->pid == 0)
-				continue;
-			/* Wait for the process itself to end: while it exits,
-			 * its exe and cmdline vanish before it does. */
-			if (pid_gone(m->pid)) {
-				printf("m%u: stopped (pid %d)%s\n", m->index, (int)m->pid,
-				       killed ? " after SIGKILL" : "");
-				m->pid = 0;
-				path_join(pidfile, sizeof pidfile, m->dir, "capstand.pid");
-				unlink(pidfile);
-				continue;
-			}
-			left++;
-		}
-		if (left == 0)
-			break;
-		if (now_ms() >= deadline) {
-			if (killed)
-				break;
-			/* SIGTERM did not do it within 10 s. */
-			for (unsigned i = 0; i < l.n; i++) {
-				if (l.m[i].pid != 0)
-					kill(l.m[i].pid, SIGKILL);
-			}
-			killed = true;
-			deadline = now_ms() + KILL_WAIT_MS;
-		}
-		sleep_ms(50);
-	}
-	if (left > 0) {
-		for (unsigned i = 0; i < l.n; i++) {
-			if (l.m[i].pid != 0)
-				return cli_fail(CLI_EXIT_FAILURE, "m%u (pid %d) is still running after SIGKILL",
-						l.m[i].index, (int)l.m[i].pid);
-		}
-	}
+	if ((code = stop_procs(procs, l.n, true, &stopping)) != CLI_EXIT_OK)
+		return code;
 	if (stopping == 0)
 		printf("nothing was running in %s\n", l.dir);
 	if (do_purge) {

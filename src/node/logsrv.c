@@ -98,36 +98,17 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *x)
 static int setup_tls(struct node_logsrv *s)
 {
 	const struct node_agent *a = s->a;
-	STACK_OF(X509_NAME) *cas;
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int rv;
 
-	if (ctx == NULL)
-		return -ENOMEM;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_num_tickets(ctx, 0);
-	if (SSL_CTX_use_certificate_chain_file(ctx, a->cert_file) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, a->key_file, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1 ||
-	    SSL_CTX_load_verify_locations(ctx, a->ca_file, NULL) != 1)
-		goto err;
-	cas = SSL_load_client_CA_file(a->ca_file);
-	if (cas == NULL)
-		goto err;
-	SSL_CTX_set_client_CA_list(ctx, cas);
-	SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
-	SSL_CTX_set_verify_depth(ctx, 4);
-	h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
-	s->ssl = ctx;
-	return 0;
-err:
-	log_error("logs endpoint: cannot load the node certificate: %s",
-		  ERR_reason_error_string(ERR_peek_last_error()));
-	ERR_clear_error();
-	SSL_CTX_free(ctx);
-	return -EIO;
+	rv = http_tls_server_ctx(a->cert_file, a->key_file, a->ca_file, 0,
+				 SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb, &s->ssl,
+				 NULL);
+	if (rv == -EIO) {
+		log_error("logs endpoint: cannot load the node certificate: %s",
+			  ERR_reason_error_string(ERR_peek_last_error()));
+		ERR_clear_error();
+	}
+	return rv;
 }
 
 /* ------------------------------------------------------------ connections */
@@ -671,55 +652,6 @@ err:
 	return rv;
 }
 
-static bool timeouts_idle(h2o_context_t *ctx)
-{
-	h2o_timeout_t *t[] = {&ctx->zero_timeout,	    &ctx->one_sec_timeout,
-			      &ctx->hundred_ms_timeout,	    &ctx->handshake_timeout,
-			      &ctx->http1.req_timeout,	    &ctx->http2.idle_timeout,
-			      &ctx->http2.graceful_shutdown_timeout, &ctx->proxy.io_timeout};
-	size_t i;
-
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		if (!h2o_linklist_is_empty(&t[i]->_entries))
-			return false;
-	return true;
-}
-
-/* h2o_context_dispose() without its nested uv_run() (see http/server.c). */
-static void context_dispose(struct node_logsrv *s)
-{
-	h2o_context_t *ctx = &s->ctx;
-	h2o_timeout_t *t[] = {&ctx->zero_timeout,	    &ctx->one_sec_timeout,
-			      &ctx->hundred_ms_timeout,	    &ctx->handshake_timeout,
-			      &ctx->http1.req_timeout,	    &ctx->http2.idle_timeout,
-			      &ctx->http2.graceful_shutdown_timeout, &ctx->proxy.io_timeout};
-	h2o_globalconf_t *config = ctx->globalconf;
-	size_t i, j;
-
-	if (h2o_timeout_is_linked(&ctx->http2._graceful_shutdown_timeout))
-		h2o_timeout_unlink(&ctx->http2._graceful_shutdown_timeout);
-	for (i = 0; config->hosts[i] != NULL; ++i) {
-		h2o_hostconf_t *hostconf = config->hosts[i];
-		for (j = 0; j != hostconf->paths.size; ++j)
-			h2o_context_dispose_pathconf_context(ctx, hostconf->paths.entries + j);
-		h2o_context_dispose_pathconf_context(ctx, &hostconf->fallback_path);
-	}
-	free(ctx->_pathconfs_inited.entries);
-	free(ctx->_module_configs);
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		h2o_timeout_dispose(ctx->loop, t[i]);
-	h2o_filecache_destroy(ctx->filecache);
-	ctx->filecache = NULL;
-	for (i = 0; i != ctx->storage.size; ++i)
-		if (ctx->storage.entries[i].dispose != NULL)
-			ctx->storage.entries[i].dispose(ctx->storage.entries[i].data);
-	free(ctx->storage.entries);
-	h2o_multithread_unregister_receiver(ctx->queue, &ctx->receivers.hostinfo_getaddr);
-	h2o_multithread_destroy_queue(ctx->queue);
-	if (ctx->_timestamp_cache.value != NULL)
-		h2o_mem_release_shared(ctx->_timestamp_cache.value);
-}
-
 static void final_closed_cb(uv_handle_t *h)
 {
 	struct node_logsrv *s = h->data;
@@ -751,10 +683,10 @@ static void tick_closed_cb(uv_handle_t *h)
 static void maybe_finish_close(struct node_logsrv *s)
 {
 	if (!s->closing || s->disposed || s->n_handles > 0 || !LIST_EMPTY(&s->conns) ||
-	    !timeouts_idle(&s->ctx))
+	    !http_h2o_context_idle(&s->ctx))
 		return;
 	s->disposed = true;
-	context_dispose(s);
+	http_h2o_context_dispose(&s->ctx);
 	uv_timer_stop(&s->tick);
 	uv_close((uv_handle_t *)&s->tick, tick_closed_cb);
 }
