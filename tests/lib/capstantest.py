@@ -94,6 +94,7 @@ def require_containers():
             a, b = os.stat("/"), os.stat("/proc/1/root")
             chrooted = (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino)
         except OSError:
+            # Unreadable on some VMs (init's root is off limits): not a sign.
             chrooted = False
         if chrooted or not os.path.ismount("/"):
             _containers = ("in a chroot: runc cannot set up a container's rootfs or "
