@@ -418,6 +418,9 @@ struct exec_op {
 
 struct ws_out {
 	struct buf frames;
+	h2o_socket_t *sock;
+	uv_timer_t timer; /* lingering close: waits for the client to close */
+	bool closing;
 };
 
 static int ws_frame(struct buf *b, unsigned char opcode, int channel, const void *data,
@@ -448,14 +451,54 @@ static int ws_frame(struct buf *b, unsigned char opcode, int channel, const void
 	return rv;
 }
 
+static void ws_timer_closed_cb(uv_handle_t *h)
+{
+	struct ws_out *w = h->data;
+
+	buf_free(&w->frames);
+	free(w);
+}
+
+static void ws_finish(struct ws_out *w)
+{
+	if (w->closing)
+		return;
+	w->closing = true;
+	if (w->sock != NULL)
+		h2o_socket_close(w->sock);
+	w->sock = NULL;
+	uv_close((uv_handle_t *)&w->timer, ws_timer_closed_cb);
+}
+
+/* Closing at once with the client's frames unread would make the kernel
+ * reset the connection, and the client could lose the output it has not
+ * read yet: read (and drop) until the client closes, 5 s at most. */
+static void ws_drain_cb(h2o_socket_t *sock, const char *err)
+{
+	struct ws_out *w = sock->data;
+
+	if (err != NULL) {
+		ws_finish(w);
+		return;
+	}
+	h2o_buffer_consume(&sock->input, sock->input->size);
+}
+
+static void ws_timeout_cb(uv_timer_t *t)
+{
+	ws_finish(t->data);
+}
+
 static void ws_written_cb(h2o_socket_t *sock, const char *err)
 {
 	struct ws_out *w = sock->data;
 
-	(void)err;
-	h2o_socket_close(sock);
-	buf_free(&w->frames);
-	free(w);
+	if (err != NULL) {
+		ws_finish(w);
+		return;
+	}
+	h2o_socket_read_start(sock, ws_drain_cb);
+	uv_timer_start(&w->timer, ws_timeout_cb, 5000, 0);
 }
 
 static void ws_upgraded_cb(void *data, h2o_socket_t *sock, size_t reqsize)
@@ -465,10 +508,10 @@ static void ws_upgraded_cb(void *data, h2o_socket_t *sock, size_t reqsize)
 
 	(void)reqsize;
 	if (sock == NULL) {
-		buf_free(&w->frames);
-		free(w);
+		ws_finish(w);
 		return;
 	}
+	w->sock = sock;
 	sock->data = w;
 	iov = h2o_iovec_init(w->frames.data, w->frames.len);
 	h2o_socket_write(sock, &iov, 1, ws_written_cb);
@@ -566,6 +609,8 @@ static void exec_cb(void *data, int err, const struct http_client_response *res)
 			      0, NULL, e->proto, strlen(e->proto));
 	req->res.status = 101;
 	req->res.reason = "Switching Protocols";
+	uv_timer_init(e->op.server->loop, &w->timer);
+	w->timer.data = w;
 	h2o_http1_upgrade(req, NULL, 0, ws_upgraded_cb, w);
 	w = NULL;
 done:
