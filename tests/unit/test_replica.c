@@ -1200,76 +1200,6 @@ static void follower_learns_commit_at_once(void **state)
 	node_close(f, n1);
 }
 
-/* Indexes of the snapshots in @dir, by their file names. */
-static unsigned snapshot_indexes(const char *dir, unsigned long long *idx,
-				 unsigned max)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	unsigned n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		unsigned long long term, index, stamp;
-		if (!is_snapshot_data(e->d_name) ||
-		    sscanf(e->d_name, "snapshot-%llu-%llu-%llu", &term, &index,
-			   &stamp) != 3 ||
-		    n == max)
-			continue;
-		idx[n++] = index;
-	}
-	closedir(d);
-	return n;
-}
-
-/* Voters snapshot at different indexes, spread over the interval by
- * their rank (ids 1 and 2 of two voters: phases 0 and 8 of 16), so that
- * they do not all pay for a snapshot at the same moment. */
-static void snapshots_staggered(void **state)
-{
-	struct fixture *f = *state;
-	struct node *n1 = &f->nodes[0], *n2 = &f->nodes[1];
-	struct converged conv = {n1, n2};
-	struct change_req add;
-	unsigned long long idx[8];
-	unsigned n;
-	char key[32];
-
-	node_init(f, n1, 1);
-	node_init(f, n2, 2);
-	assert_int_equal(node_new(f, n1, 16), 0);
-	node_start_leader(f, n1, true);
-	assert_int_equal(node_new(f, n2, 16), 0);
-	assert_int_equal(replica_start(n2->r), 0);
-	memset(&add, 0, sizeof add);
-	add.req.data = &add;
-	assert_int_equal(replica_add_member(n1->r, &add.req, n2->id, n2->addr,
-					    n2->url, change_cb),
-			 0);
-	run_until(f, flag_set, &add.done);
-	assert_int_equal(add.status, 0);
-	for (int i = 0; i < 40; i++) {
-		snprintf(key, sizeof key, "/s/%03d", i);
-		put_sync(f, n1, STORE_COND_NONE, 0, key, "v");
-	}
-	run_until(f, stores_converged, &conv);
-	run_until(f, snapshot_written, n1);
-	run_until(f, snapshot_written, n2);
-	node_close(f, n2);
-	node_close(f, n1);
-
-	/* A snapshot starts at the first apply past its index: a few
-	 * entries late at most here. */
-	n = snapshot_indexes(n1->dir, idx, 8);
-	assert_true(n >= 1);
-	for (unsigned i = 0; i < n; i++)
-		assert_true(idx[i] % 16 < 4);
-	n = snapshot_indexes(n2->dir, idx, 8);
-	assert_true(n >= 1);
-	for (unsigned i = 0; i < n; i++)
-		assert_true(idx[i] % 16 >= 8);
-}
-
 static void close_unstarted(void **state)
 {
 	struct fixture *f = *state;
@@ -1307,8 +1237,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(batched_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(follower_learns_commit_at_once,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(snapshots_staggered, setup,
-						teardown),
 	};
 	/* CAPSTAN_TEST_FILTER=name runs one test (cmocka's wildcard syntax). */
 	if (getenv("CAPSTAN_TEST_FILTER") != NULL)
