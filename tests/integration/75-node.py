@@ -500,7 +500,7 @@ def node_runs_pods(ctx):
         def stable_running():
             return sorted(x["id"] for x in n.containers() if x["status"] == "running"
                           and any(u in x["id"] for u in stable))
-        running = stable_running()
+        running = ctx.wait_for("web's container running", stable_running, timeout=30)
         n.proc.signal(signal.SIGTERM)
         assert n.proc.wait(timeout=15) == 0
         assert "stopped" in n.proc.log().splitlines()[-1], n.proc.log()[-500:]
