@@ -1,8 +1,6 @@
-/* libcurl multi on the uv loop: curl tells us which sockets to watch
- * (socket callback -> one uv_poll per socket) and when to call it back
- * (timer callback -> one uv_timer); both feed curl_multi_socket_action().
- * Finished transfers are collected with curl_multi_info_read() and their
- * callbacks run from there, never from inside a curl callback.
+/* libcurl multi on the uv loop through src/lib/curl_uv.h: finished
+ * transfers reach transfer_done_cb() and the callers' callbacks run from
+ * there, never from inside a curl callback.
  *
  * One multi handle keeps connections open and multiplexes HTTP/2 streams,
  * so forwarded writes and readindex requests to the leader share a
@@ -30,6 +28,7 @@
 
 #include "http/client.h"
 #include "src/lib/buf.h"
+#include "src/lib/curl_uv.h"
 
 #define RESPONSE_MAX (16u * 1024 * 1024)
 #define RESPONSE_KEEP (64u * 1024) /* response buffer kept by an idle handle */
@@ -41,13 +40,6 @@
  * collect: under load the batches grow with the round trip to the leader
  * (commit included) instead of leaving one or two writes at a time. */
 #define BATCH_INFLIGHT_MAX 2u
-
-struct poll_ctx {
-	uv_poll_t poll;
-	curl_socket_t fd;
-	struct http_client *client;
-	LIST_ENTRY(poll_ctx) link;
-};
 
 /* A request and its easy handle. Both are reused: options common to every
  * request are set once, when the handle is created, and the handle goes
@@ -89,24 +81,20 @@ struct batch {
 
 struct http_client {
 	uv_loop_t *loop;
-	CURLM *multi;
-	uv_timer_t timer;
+	struct curl_uv cu;
 	uv_timer_t batch_timer;
 	TAILQ_HEAD(batch_list, batch) batches; /* collecting, oldest first */
 	struct batch_list sent;                /* posted, not answered yet */
 	char *ca_file, *cert_file, *key_file;
 	LIST_HEAD(, creq) reqs;
 	LIST_HEAD(, creq) idle;
-	LIST_HEAD(, poll_ctx) polls;
 	unsigned n_reqs;
 	unsigned n_idle;
-	unsigned n_handles;
+	unsigned n_handles; /* batch_timer and cu, until closed */
 	bool closing;
 	void (*close_cb)(void *data);
 	void *close_data;
 };
-
-static void check_done(struct http_client *c);
 
 static void maybe_free(struct http_client *c)
 {
@@ -121,97 +109,6 @@ static void maybe_free(struct http_client *c)
 	free(c);
 	if (cb != NULL)
 		cb(data);
-}
-
-static void poll_close_cb(uv_handle_t *h)
-{
-	struct poll_ctx *p = h->data;
-	struct http_client *c = p->client;
-
-	free(p);
-	c->n_handles--;
-	maybe_free(c);
-}
-
-static void poll_destroy(struct poll_ctx *p)
-{
-	LIST_REMOVE(p, link);
-	uv_poll_stop(&p->poll);
-	uv_close((uv_handle_t *)&p->poll, poll_close_cb);
-}
-
-static void poll_cb(uv_poll_t *h, int status, int events)
-{
-	struct poll_ctx *p = h->data;
-	struct http_client *c = p->client;
-	int flags = 0, running;
-
-	if (status < 0)
-		flags = CURL_CSELECT_ERR;
-	if (events & UV_READABLE)
-		flags |= CURL_CSELECT_IN;
-	if (events & UV_WRITABLE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(c->multi, p->fd, flags, &running);
-	check_done(c);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
-{
-	struct http_client *c = userp;
-	struct poll_ctx *p = socketp;
-	int events = 0;
-
-	(void)easy;
-	if (action == CURL_POLL_REMOVE) {
-		if (p != NULL) {
-			poll_destroy(p);
-			curl_multi_assign(c->multi, fd, NULL);
-		}
-		return 0;
-	}
-	if (p == NULL) {
-		p = calloc(1, sizeof(*p));
-		if (p == NULL)
-			return -1;
-		if (uv_poll_init_socket(c->loop, &p->poll, fd) != 0) {
-			free(p);
-			return -1;
-		}
-		p->fd = fd;
-		p->client = c;
-		p->poll.data = p;
-		c->n_handles++;
-		LIST_INSERT_HEAD(&c->polls, p, link);
-		curl_multi_assign(c->multi, fd, p);
-	}
-	if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
-		events |= UV_READABLE;
-	if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
-		events |= UV_WRITABLE;
-	uv_poll_start(&p->poll, events, poll_cb);
-	return 0;
-}
-
-static void timer_cb(uv_timer_t *t)
-{
-	struct http_client *c = t->data;
-	int running;
-
-	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(c);
-}
-
-static int timer_set_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct http_client *c = userp;
-
-	(void)multi;
-	if (timeout_ms < 0)
-		uv_timer_stop(&c->timer);
-	else /* 0 too: curl must not be called back from inside itself */
-		uv_timer_start(&c->timer, timer_cb, (uint64_t)timeout_ms, 0);
-	return 0;
 }
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -323,74 +220,50 @@ static int transfer_error(const struct creq *r, CURLcode code)
 	return code == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
 }
 
-static void check_done(struct http_client *c)
+/* A request's transfer ended (@easy already out of the multi handle). */
+static void transfer_done_cb(struct curl_uv *cu, CURL *easy, CURLcode result)
 {
-	CURLMsg *msg;
-	int left;
+	struct http_client *c = cu->data;
+	struct http_client_response res = {0};
+	struct creq *r = NULL;
+	char *ct = NULL;
+	int err = 0;
 
-	while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
-		struct http_client_response res = {0};
-		struct creq *r = NULL;
-		char *ct = NULL;
-		int err = 0;
-
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-		if (msg->data.result != CURLE_OK) {
-			err = r->too_big ? -EIO : transfer_error(r, msg->data.result);
-		} else {
-			curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
-			curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
-			res.content_type = ct != NULL ? ct : "";
-			res.body = r->resp.data != NULL ? r->resp.data : "";
-			res.body_len = r->resp.len;
-		}
-		curl_multi_remove_handle(c->multi, r->easy);
-		LIST_REMOVE(r, link);
-		c->n_reqs--;
-		r->cb(r->data, err, err == 0 ? &res : NULL);
-		if (c->multi == NULL) /* closed from the callback */
-			creq_free(r);
-		else
-			creq_release(c, r);
-		if (c->multi == NULL)
-			return;
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+	if (result != CURLE_OK) {
+		err = r->too_big ? -EIO : transfer_error(r, result);
+	} else {
+		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
+		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
+		res.content_type = ct != NULL ? ct : "";
+		res.body = r->resp.data != NULL ? r->resp.data : "";
+		res.body_len = r->resp.len;
 	}
+	LIST_REMOVE(r, link);
+	c->n_reqs--;
+	r->cb(r->data, err, err == 0 ? &res : NULL);
+	creq_release(c, r); /* freed if the callback closed the client */
 }
 
 int http_client_new(uv_loop_t *loop, const struct http_client_config *config,
 		    struct http_client **ret_client)
 {
-	static bool global_done;
 	struct http_client *c;
 
-	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return -EIO;
-		global_done = true;
-	}
+	if (curl_uv_global_init() != 0)
+		return -EIO;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
 	c->loop = loop;
 	LIST_INIT(&c->reqs);
 	LIST_INIT(&c->idle);
-	LIST_INIT(&c->polls);
 	if ((config->ca_file != NULL && (c->ca_file = strdup(config->ca_file)) == NULL) ||
 	    (config->cert_file != NULL && (c->cert_file = strdup(config->cert_file)) == NULL) ||
 	    (config->key_file != NULL && (c->key_file = strdup(config->key_file)) == NULL))
 		goto err_after_alloc;
-	c->multi = curl_multi_init();
-	if (c->multi == NULL)
+	if (curl_uv_init(&c->cu, loop, transfer_done_cb, NULL, c) != 0)
 		goto err_after_alloc;
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_set_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-	uv_timer_init(loop, &c->timer);
-	c->timer.data = c;
 	uv_timer_init(loop, &c->batch_timer);
 	c->batch_timer.data = c;
 	TAILQ_INIT(&c->batches);
@@ -613,10 +486,17 @@ static void timer_close_cb(uv_handle_t *h)
 	maybe_free(c);
 }
 
+static void cu_close_cb(struct curl_uv *cu)
+{
+	struct http_client *c = cu->data;
+
+	c->n_handles--;
+	maybe_free(c);
+}
+
 void http_client_close(struct http_client *c, void (*cb)(void *data), void *data)
 {
 	struct creq *r;
-	struct poll_ctx *p;
 	struct batch *b;
 
 	if (c == NULL) {
@@ -630,7 +510,7 @@ void http_client_close(struct http_client *c, void (*cb)(void *data), void *data
 	c->close_cb = cb;
 	c->close_data = data;
 	while ((r = LIST_FIRST(&c->reqs)) != NULL) {
-		curl_multi_remove_handle(c->multi, r->easy);
+		curl_multi_remove_handle(c->cu.multi, r->easy);
 		LIST_REMOVE(r, link);
 		c->n_reqs--;
 		/* Cancelling does not unsend: a request that may have gone out
@@ -648,12 +528,7 @@ void http_client_close(struct http_client *c, void (*cb)(void *data), void *data
 		TAILQ_REMOVE(&c->batches, b, link);
 		batch_fail(b, -ECANCELED);
 	}
-	curl_multi_cleanup(c->multi);
-	c->multi = NULL;
-	while ((p = LIST_FIRST(&c->polls)) != NULL)
-		poll_destroy(p);
-	uv_timer_stop(&c->timer);
-	uv_close((uv_handle_t *)&c->timer, timer_close_cb);
+	curl_uv_close(&c->cu, cu_close_cb);
 	uv_timer_stop(&c->batch_timer);
 	uv_close((uv_handle_t *)&c->batch_timer, timer_close_cb);
 }
@@ -714,7 +589,7 @@ int http_client_request(struct http_client *c, const char *method, const char *u
 	}
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-	if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+	if (curl_multi_add_handle(c->cu.multi, e) != CURLM_OK) {
 		creq_release(c, r);
 		return -ENOMEM;
 	}

@@ -1,12 +1,10 @@
-/* A Kubernetes API client: libcurl multi on a uv loop.
+/* A Kubernetes API client: libcurl multi on a uv loop (src/lib/curl_uv.h).
  *
- * The curl/uv glue is the one of http/client.c: curl names the sockets to
- * watch (socket callback -> one uv_poll each) and when to call it back
- * (timer callback -> one uv_timer); both feed curl_multi_socket_action().
- * No user callback ever runs inside a curl callback: finished transfers are
- * collected with curl_multi_info_read() and watch bytes are buffered by the
- * write callback and parsed once curl has returned, so a callback may start
- * requests, stop watches or close the client.
+ * No user callback ever runs inside a curl callback: watch bytes are
+ * buffered by the write callback and parsed once curl has returned
+ * (watches_io_cb()), then finished transfers are handled
+ * (transfer_done_cb()), so a callback may start requests, stop watches or
+ * close the client.
  *
  * Requests: HTTP/2 over TLS (ALPN), so thousands of concurrent requests
  * share one connection per master; on http:// URLs h2c with prior
@@ -40,6 +38,7 @@
 
 #include "runtime/kclient.h"
 #include "src/lib/buf.h"
+#include "src/lib/curl_uv.h"
 
 #define RESPONSE_MAX (64u * 1024 * 1024)
 #define RESPONSE_KEEP (64u * 1024) /* response buffer kept by an idle request */
@@ -55,13 +54,6 @@
 #define KCLIENT_MAX_URLS 32u
 
 enum xfer_kind { XFER_REQ, XFER_WATCH };
-
-struct poll_ctx {
-	uv_poll_t poll;
-	curl_socket_t fd;
-	struct kclient *client;
-	LIST_ENTRY(poll_ctx) link;
-};
 
 enum req_state { REQ_IDLE, REQ_QUEUED, REQ_ACTIVE, REQ_DELAYED };
 
@@ -122,8 +114,7 @@ TAILQ_HEAD(kreq_list, kreq);
 
 struct kclient {
 	uv_loop_t *loop;
-	CURLM *multi;
-	uv_timer_t timer;       /* curl's */
+	struct curl_uv cu;
 	uv_timer_t retry_timer; /* delayed requests and watch reconnects */
 	char **urls;
 	unsigned n_urls;
@@ -142,15 +133,12 @@ struct kclient {
 	unsigned n_active, n_queued, n_delayed, n_idle;
 	LIST_HEAD(, kclient_watch) watches;
 	TAILQ_HEAD(, kclient_watch) pending;
-	LIST_HEAD(, poll_ctx) polls;
-	unsigned n_handles;
+	unsigned n_handles; /* retry_timer and cu, until closed */
 	bool closing;
-	bool in_check; /* check_done() runs: no recursion */
 	void (*close_cb)(void *data);
 	void *close_data;
 };
 
-static void after_action(struct kclient *c);
 static void req_try(struct kreq *r);
 static int req_start(struct kreq *r);
 static void watch_connect(struct kclient_watch *w);
@@ -161,7 +149,7 @@ static uint64_t now_ms(const struct kclient *c)
 	return uv_now(c->loop);
 }
 
-/* ------------------------------------------------------------ curl <-> uv */
+/* ------------------------------------------------------------ closing */
 
 static void maybe_free(struct kclient *c)
 {
@@ -193,95 +181,12 @@ static void handle_close_cb(uv_handle_t *h)
 	maybe_free(c);
 }
 
-static void poll_close_cb(uv_handle_t *h)
+static void cu_close_cb(struct curl_uv *cu)
 {
-	struct poll_ctx *p = h->data;
-	struct kclient *c = p->client;
+	struct kclient *c = cu->data;
 
-	free(p);
 	c->n_handles--;
 	maybe_free(c);
-}
-
-static void poll_destroy(struct poll_ctx *p)
-{
-	LIST_REMOVE(p, link);
-	uv_poll_stop(&p->poll);
-	uv_close((uv_handle_t *)&p->poll, poll_close_cb);
-}
-
-static void poll_cb(uv_poll_t *h, int status, int events)
-{
-	struct poll_ctx *p = h->data;
-	struct kclient *c = p->client;
-	int flags = 0, running;
-
-	if (status < 0)
-		flags = CURL_CSELECT_ERR;
-	if (events & UV_READABLE)
-		flags |= CURL_CSELECT_IN;
-	if (events & UV_WRITABLE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(c->multi, p->fd, flags, &running);
-	after_action(c);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
-{
-	struct kclient *c = userp;
-	struct poll_ctx *p = socketp;
-	int events = 0;
-
-	(void)easy;
-	if (action == CURL_POLL_REMOVE) {
-		if (p != NULL) {
-			poll_destroy(p);
-			curl_multi_assign(c->multi, fd, NULL);
-		}
-		return 0;
-	}
-	if (p == NULL) {
-		p = calloc(1, sizeof(*p));
-		if (p == NULL)
-			return -1;
-		if (uv_poll_init_socket(c->loop, &p->poll, fd) != 0) {
-			free(p);
-			return -1;
-		}
-		p->fd = fd;
-		p->client = c;
-		p->poll.data = p;
-		c->n_handles++;
-		LIST_INSERT_HEAD(&c->polls, p, link);
-		curl_multi_assign(c->multi, fd, p);
-	}
-	if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
-		events |= UV_READABLE;
-	if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
-		events |= UV_WRITABLE;
-	uv_poll_start(&p->poll, events, poll_cb);
-	return 0;
-}
-
-static void timer_cb(uv_timer_t *t)
-{
-	struct kclient *c = t->data;
-	int running;
-
-	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	after_action(c);
-}
-
-static int timer_set_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct kclient *c = userp;
-
-	(void)multi;
-	if (timeout_ms < 0)
-		uv_timer_stop(&c->timer);
-	else /* 0 too: curl must not be called back from inside itself */
-		uv_timer_start(&c->timer, timer_cb, (uint64_t)timeout_ms, 0);
-	return 0;
 }
 
 /* Options every transfer shares; the URL's scheme picks the protocol. */
@@ -462,7 +367,7 @@ static void req_unlink(struct kclient *c, struct kreq *r)
 {
 	switch (r->state) {
 	case REQ_ACTIVE:
-		curl_multi_remove_handle(c->multi, r->easy);
+		curl_multi_remove_handle(c->cu.multi, r->easy);
 		TAILQ_REMOVE(&c->active, r, link);
 		c->n_active--;
 		break;
@@ -556,7 +461,7 @@ static int req_start(struct kreq *r)
 	r->resp.len = 0;
 	easy_set_url(c, r->easy, r->url_idx, r->path);
 	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, left);
-	if (curl_multi_add_handle(c->multi, r->easy) != CURLM_OK) {
+	if (curl_multi_add_handle(c->cu.multi, r->easy) != CURLM_OK) {
 		if (r->opener)
 			c->opening &= ~(1u << r->url_idx);
 		r->opener = false;
@@ -692,8 +597,8 @@ static void watch_detach(struct kclient_watch *w)
 {
 	struct kclient *c = w->client;
 
-	if (w->in_multi && c->multi != NULL)
-		curl_multi_remove_handle(c->multi, w->easy);
+	if (w->in_multi && c->cu.multi != NULL)
+		curl_multi_remove_handle(c->cu.multi, w->easy);
 	w->in_multi = false;
 	if (w->pending) {
 		TAILQ_REMOVE(&c->pending, w, pending_link);
@@ -884,7 +789,7 @@ static void watch_connect(struct kclient_watch *w)
 	w->in_off = 0;
 	easy_set_url(c, w->easy, w->url_idx, path.data);
 	buf_free(&path);
-	if (curl_multi_add_handle(c->multi, w->easy) != CURLM_OK) {
+	if (curl_multi_add_handle(c->cu.multi, w->easy) != CURLM_OK) {
 		w->failures++;
 		watch_retry(w, backoff_ms(w->failures, WATCH_BACKOFF_MAX_MS));
 		return;
@@ -944,48 +849,42 @@ static void schedule_retry(struct kclient *c)
 	uv_timer_start(&c->retry_timer, retry_cb, due > now ? due - now : 0, 0);
 }
 
-/* After curl ran: deliver watch events, then finished transfers. */
-static void after_action(struct kclient *c)
+/* After curl ran, before finished transfers: deliver watch events. */
+static void watches_io_cb(struct curl_uv *cu)
 {
+	struct kclient *c = cu->data;
 	struct kclient_watch *w;
-	CURLMsg *msg;
-	int left;
 
-	if (c->in_check)
-		return;
-	c->in_check = true;
 	while (!c->closing && (w = TAILQ_FIRST(&c->pending)) != NULL) {
 		TAILQ_REMOVE(&c->pending, w, pending_link);
 		w->pending = false;
 		watch_dispatch(w);
 	}
-	while (!c->closing && (msg = curl_multi_info_read(c->multi, &left)) != NULL) {
-		void *priv = NULL;
-		enum xfer_kind *kind;
+}
 
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&priv);
-		kind = priv;
-		if (*kind == XFER_REQ) {
-			struct kreq *r = priv;
-			CURLcode result = msg->data.result;
+/* A transfer ended (@easy already out of the multi handle). */
+static void transfer_done_cb(struct curl_uv *cu, CURL *easy, CURLcode result)
+{
+	struct kclient *c = cu->data;
+	void *priv = NULL;
+	enum xfer_kind *kind;
 
-			curl_multi_remove_handle(c->multi, r->easy);
-			TAILQ_REMOVE(&c->active, r, link);
-			c->n_active--;
-			r->state = REQ_IDLE;
-			req_done(c, r, result);
-		} else {
-			struct kclient_watch *wd = priv;
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&priv);
+	kind = priv;
+	if (*kind == XFER_REQ) {
+		struct kreq *r = priv;
 
-			curl_multi_remove_handle(c->multi, wd->easy);
-			wd->in_multi = false;
-			watch_done(c, wd, msg->data.result);
-		}
-		start_queued(c);
+		TAILQ_REMOVE(&c->active, r, link);
+		c->n_active--;
+		r->state = REQ_IDLE;
+		req_done(c, r, result);
+	} else {
+		struct kclient_watch *wd = priv;
+
+		wd->in_multi = false;
+		watch_done(c, wd, result);
 	}
-	c->in_check = false;
+	start_queued(c);
 }
 
 /* ------------------------------------------------------------ API */
@@ -1018,15 +917,11 @@ static int copy_urls(const char *const *urls, char ***ret_urls, unsigned *ret_n)
 
 int kclient_new(uv_loop_t *loop, const struct kclient_config *config, struct kclient **ret)
 {
-	static bool global_done;
 	struct kclient *c;
 	int rv;
 
-	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return -EIO;
-		global_done = true;
-	}
+	if (curl_uv_global_init() != 0)
+		return -EIO;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
@@ -1037,7 +932,6 @@ int kclient_new(uv_loop_t *loop, const struct kclient_config *config, struct kcl
 	TAILQ_INIT(&c->idle);
 	TAILQ_INIT(&c->pending);
 	LIST_INIT(&c->watches);
-	LIST_INIT(&c->polls);
 	c->timeout_ms = config->timeout_ms != 0 ? config->timeout_ms : DEFAULT_TIMEOUT_MS;
 	c->max_streams = config->max_streams != 0 ? config->max_streams : DEFAULT_MAX_STREAMS;
 	rv = copy_urls(config->urls, &c->urls, &c->n_urls);
@@ -1064,20 +958,12 @@ int kclient_new(uv_loop_t *loop, const struct kclient_config *config, struct kcl
 			goto err_after_urls;
 		snprintf(c->auth_header, n, "Authorization: Bearer %s", config->token);
 	}
-	c->multi = curl_multi_init();
-	if (c->multi == NULL) {
+	if (curl_uv_init(&c->cu, loop, transfer_done_cb, watches_io_cb, c) != 0) {
 		rv = -EIO;
 		goto err_after_urls;
 	}
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_set_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	/* Room for every stream on one connection per master. */
-	curl_multi_setopt(c->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)c->max_streams + 64);
-	uv_timer_init(loop, &c->timer);
-	c->timer.data = c;
+	curl_multi_setopt(c->cu.multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)c->max_streams + 64);
 	uv_timer_init(loop, &c->retry_timer);
 	c->retry_timer.data = c;
 	c->n_handles = 2;
@@ -1104,7 +990,6 @@ void kclient_close(struct kclient *c, void (*cb)(void *data), void *data)
 {
 	struct kreq *r;
 	struct kclient_watch *w;
-	struct poll_ctx *p;
 
 	if (c == NULL) {
 		if (cb != NULL)
@@ -1143,13 +1028,8 @@ void kclient_close(struct kclient *c, void (*cb)(void *data), void *data)
 		else
 			watch_free(w);
 	}
-	curl_multi_cleanup(c->multi);
-	c->multi = NULL;
-	while ((p = LIST_FIRST(&c->polls)) != NULL)
-		poll_destroy(p);
-	uv_timer_stop(&c->timer);
+	curl_uv_close(&c->cu, cu_close_cb);
 	uv_timer_stop(&c->retry_timer);
-	uv_close((uv_handle_t *)&c->timer, handle_close_cb);
 	uv_close((uv_handle_t *)&c->retry_timer, handle_close_cb);
 }
 
