@@ -338,6 +338,14 @@ void http__metrics(struct http_request *hr)
 		header(&t, "capstan_raft_applied_index", "gauge",
 		       "Highest Raft log index applied to the store.");
 		put(&t, "capstan_raft_applied_index %llu\n", (unsigned long long)st->applied_index);
+		header(&t, "capstan_raft_write_batches_total", "counter",
+		       "Batches of writes this replica appended to the Raft log as leader.");
+		put(&t, "capstan_raft_write_batches_total %llu\n",
+		    (unsigned long long)st->write_batches);
+		header(&t, "capstan_raft_batched_writes_total", "counter",
+		       "Writes in those batches (divided by the batches: writes per batch).");
+		put(&t, "capstan_raft_batched_writes_total %llu\n",
+		    (unsigned long long)st->batched_writes);
 		header(&t, "capstan_raft_leader", "gauge", "1 if this replica is the Raft leader, else 0.");
 		put(&t, "capstan_raft_leader %d\n",
 		    st->state != NULL && strcmp(st->state, "leader") == 0 ? 1 : 0);

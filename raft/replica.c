@@ -21,7 +21,8 @@
  *   they complete with REPLICA_ESHUTDOWN. It crashes a leader with two or
  *   more appends waiting for the disk, so close first lets them drain.
  * - Writes are batched: replica_apply() queues, flush_applies() (run
- *   before the loop blocks) hands each batch to one raft_apply(), and
+ *   before the loop blocks) hands each batch to one raft_apply(), the
+ *   next one only once the previous one has been applied, and
  *   the fsm hook delivers each entry's result by log index, since
  *   libraft calls a batch's callback for its first entry only. replica_close() defers
  *   raft_close() to a timer callback so that a user may close from inside
@@ -121,6 +122,13 @@ struct apply_batch {
 #define APPLY_BATCH_MAX 256
 #define KICK_PEERS_MAX 16
 #define APPLY_BATCH_BYTES (4u << 20)
+/* Batches submitted and not yet applied. While one is, new writes queue:
+ * under load a batch then holds what arrived during a whole commit round
+ * instead of one loop iteration's worth, so every member sends, reads and
+ * writes fewer, larger messages (c=64: 12.2K -> 15.1K writes/s). An idle
+ * leader submits at once, so a lone write waits for nothing. */
+#define APPLY_INFLIGHT_MAX 1u
+#define SNAPSHOT_STORE_RATIO 4u /* see snapshot_schedule() */
 _Static_assert(sizeof(struct apply_internal) <=
 		       sizeof(((struct replica_apply *)0)->internal),
 	       "struct replica_apply internal space too small");
@@ -222,6 +230,10 @@ struct replica {
 	uint64_t inflight_term; /* leader term of everything in flight */
 	unsigned n_applies;     /* requests not answered yet */
 	unsigned n_batches;     /* batches libraft has not called back */
+	uint64_t write_batches; /* raft_apply() calls for writes, ever */
+	uint64_t snap_interval;    /* see snapshot_schedule() */
+	uint64_t snap_interval_at; /* the snapshot index it was set at */
+	uint64_t batched_writes;
 
 	void (*removed_cb)(void *data);
 	void *removed_data;
@@ -521,8 +533,10 @@ static void deliver_result(struct replica *r, raft_index index,
 	}
 }
 
-/* Hands the queued writes to libraft, APPLY_BATCH_MAX at a time. */
-static void flush_applies(struct replica *r)
+/* Hands the queued writes to libraft, APPLY_BATCH_MAX at a time. Unless
+ * @force (a barrier or a change must follow the writes queued before it),
+ * at most APPLY_INFLIGHT_MAX batches are outstanding. */
+static void flush_applies_(struct replica *r, bool force)
 {
 	struct raft_buffer bufs[APPLY_BATCH_MAX];
 
@@ -545,6 +559,8 @@ static void flush_applies(struct replica *r)
 		if (r->inflight_head != NULL &&
 		    r->inflight_term != r->raft.current_term)
 			fail_inflight(r); /* a new term: see evaluate() */
+		if (!force && r->n_batches >= APPLY_INFLIGHT_MAX)
+			return;
 		for (req = first; req != NULL && n < APPLY_BATCH_MAX &&
 				  (n == 0 || bytes + apply_in(req)->len <=
 						     APPLY_BATCH_BYTES);
@@ -572,6 +588,8 @@ static void flush_applies(struct replica *r)
 			return;
 		}
 		r->n_batches++;
+		r->write_batches++;
+		r->batched_writes += n;
 		/* Move first..last to the in-flight list, with their indexes. */
 		r->queued_head = apply_in(last)->next;
 		if (r->queued_head == NULL)
@@ -588,6 +606,11 @@ static void flush_applies(struct replica *r)
 		r->inflight_tail = last;
 		r->inflight_term = r->raft.current_term;
 	}
+}
+
+static void flush_applies(struct replica *r)
+{
+	flush_applies_(r, true);
 }
 
 int replica_apply(struct replica *r, struct replica_apply *req,
@@ -1678,6 +1701,21 @@ static void snapshot_schedule(struct replica *r)
 	uint64_t interval = r->snapshot_threshold;
 	uint64_t n = 0, rank = 0, phase, last, target, threshold;
 
+	/* A snapshot writes the whole store: with a fixed interval its cost
+	 * per write grows with the store (c=64 writes over 200K keys: 35
+	 * instead of 24 us of CPU per write and member). Waiting for a
+	 * quarter of the store's key count in entries bounds it to four keys
+	 * written per entry; the log kept in memory grows to a quarter of the
+	 * store at most. Fixed from one snapshot to the next, or the target
+	 * below, a multiple of the interval, would move with every write. */
+	if (r->snap_interval == 0 ||
+	    r->snap_interval_at != r->raft.log.snapshot.last_index) {
+		uint64_t quarter = store_count(r->store) / SNAPSHOT_STORE_RATIO;
+		r->snap_interval = quarter > interval ? quarter : interval;
+		r->snap_interval_at = r->raft.log.snapshot.last_index;
+	}
+	interval = r->snap_interval;
+
 	for (unsigned i = 0; i < c->n; i++) {
 		if (c->servers[i].role != RAFT_VOTER)
 			continue;
@@ -1821,9 +1859,9 @@ static void prepare_cb(uv_prepare_t *h)
 {
 	struct replica *r = h->data;
 
-	flush_applies(r);
+	flush_applies_(r, false);
 	evaluate(r);
-	flush_applies(r);
+	flush_applies_(r, false);
 	commit_kick(r);
 }
 
@@ -1832,9 +1870,9 @@ static void check_cb(uv_check_t *h)
 	struct replica *r = h->data;
 
 
-	flush_applies(r);
+	flush_applies_(r, false);
 	evaluate(r);
-	flush_applies(r);
+	flush_applies_(r, false);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -2160,6 +2198,8 @@ void replica_get_status(struct replica *r, struct replica_status *ret)
 		 r->raft_address);
 	snprintf(ret->api_url, sizeof ret->api_url, "%s", r->api_url);
 	ret->store_revision = store_revision(r->store);
+	ret->write_batches = r->write_batches;
+	ret->batched_writes = r->batched_writes;
 	if (!r->raft_inited) {
 		ret->state = "unavailable";
 		return;

@@ -163,6 +163,10 @@ struct replica_status {
 	uint64_t leader_id; /* 0 when unknown */
 	char leader_api_url[256]; /* "" when unknown */
 	uint64_t store_revision;
+	/* Leader's raft_apply() calls for writes since start, and the writes
+	 * they carried: their ratio is the batching under load. */
+	uint64_t write_batches;
+	uint64_t batched_writes;
 	unsigned n_members;
 	struct replica_member members[16];
 };

@@ -129,7 +129,7 @@ static const struct config_option options[] = {
 	OPT("heartbeat-timeout", CONFIG_DURATION, "50ms", "DUR", heartbeat_timeout_ms, 3600000,
 	    "Raft heartbeat interval of the leader"),
 	OPT("snapshot-threshold", CONFIG_UINT, "16384", "N", snapshot_threshold, UINT32_MAX,
-	    "take a snapshot every N log entries"),
+	    "take a snapshot every N log entries at least"),
 	OPT("snapshot-trailing", CONFIG_UINT, "4096", "N", snapshot_trailing, UINT32_MAX,
 	    "log entries kept behind a snapshot for followers that lag"),
 	OPT("history-events", CONFIG_UINT, "100000", "N", history_events, 0,

@@ -22,6 +22,8 @@ NAMES = {
     "capstan_raft_commit_index": "gauge",
     "capstan_raft_applied_index": "gauge",
     "capstan_raft_leader": "gauge",
+    "capstan_raft_write_batches_total": "counter",
+    "capstan_raft_batched_writes_total": "counter",
     "capstan_store_revision": "gauge",
     "capstan_store_keys": "gauge",
     "capstan_watch_streams": "gauge",
@@ -126,6 +128,13 @@ def metrics_on_every_master(ctx):
                           ("revision", "capstan_store_revision")):
             assert st0[key] <= s[(name, "")] <= st1[key], (key, st0, s, st1)
         assert s[("capstan_store_keys", "")] >= 3
+        # Writes are appended in batches by the leader (a follower's
+        # counters keep what it appended while it led, if it did).
+        batches = s[("capstan_raft_write_batches_total", "")]
+        batched = s[("capstan_raft_batched_writes_total", "")]
+        assert batches <= batched, (batches, batched)
+        if st1["state"] == "leader":
+            assert batches >= 1, batches
     leaders = sum(scrape(x)[0][("capstan_raft_leader", "")] for x in c.masters)
     assert leaders == 1, leaders
 
