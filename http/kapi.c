@@ -23,6 +23,7 @@
 #include <sys/tree.h>
 
 #include "http/kapi.h"
+#include "src/api/cells_mp.h"
 #include "src/api/selector.h"
 #include "src/api/validate.h"
 #include "src/lib/log.h"
@@ -831,37 +832,80 @@ out:
 	return rc;
 }
 
-/* The cell of a plain (path) column, or of AGE, from the bytes. */
-static int put_plain_cell(struct kapi_table *tw, const struct api_column *c, const void *mp,
-			  size_t len)
+/* A computed string cell: plain printable ASCII goes out as it is, any
+ * other text through jansson, so that the escapes stay the tree path's. */
+static int put_text(struct kapi_table *tw, const char *s)
 {
-	const void *v;
-	const char *s;
+	size_t n = strlen(s), i;
+	struct buf *out = tw->out;
+
+	if (tw->msgpack)
+		return codec_mp_str(out, s, n);
+	for (i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
+			return put_str(tw, s);
+	if (buf_reserve(out, n + 2) != 0)
+		return -ENOMEM;
+	out->data[out->len++] = '"';
+	memcpy(out->data + out->len, s, n);
+	out->len += n;
+	out->data[out->len++] = '"';
+	return 0;
+}
+
+/* The AGE cell of the creationTimestamp @s (@n bytes; NULL: absent). */
+static int put_age(struct kapi_table *tw, const char *s, size_t n)
+{
 	char b[64];
-	size_t vlen, n;
 	int64_t t;
 
-	if (is_age(c)) {
-		if (codec_msgpack_get_str(mp, len, "metadata.creationTimestamp", &s, &n) != 0 ||
-		    n >= sizeof(b))
-			return put_str(tw, "<unknown>");
+	if (s == NULL || n >= sizeof(b))
+		return put_text(tw, "<unknown>");
+	if (api_parse_time_canonical(s, n, &t) != 0) {
 		memcpy(b, s, n);
 		b[n] = '\0';
 		if (api_parse_time(b, &t) != 0)
-			return put_str(tw, "<unknown>");
-		api_human_duration(tw->now - t, b, sizeof(b));
-		return put_str(tw, b);
+			return put_text(tw, "<unknown>");
 	}
-	if (c->path != NULL && codec_msgpack_get(mp, len, c->path, &v, &vlen) == 0)
+	api_human_duration(tw->now - t, b, sizeof(b));
+	return put_text(tw, b);
+}
+
+/* The cell of a path column whose value is @v (@vlen bytes; NULL: absent). */
+static int put_path_cell(struct kapi_table *tw, const struct api_column *c, const void *v,
+			 size_t vlen)
+{
+	if (v != NULL)
 		return tw->msgpack ? buf_append(tw->out, v, vlen)
 				   : codec_msgpack_to_json(v, vlen, 0, tw->out, NULL);
 	/* Kubernetes prints "<none>" for empty string columns. */
 	if (strcmp(c->type, "string") == 0)
-		return put_str(tw, "<none>");
+		return put_text(tw, "<none>");
 	return tw->msgpack ? codec_mp_nil(tw->out) : put_lit(tw->out, "null");
 }
 
-static int put_cells(struct kapi_table *tw, const json_t *cells, const void *mp, size_t len)
+/* The cell of a plain (path) column, or of AGE, from the bytes. */
+static int put_plain_cell(struct kapi_table *tw, const struct api_column *c, const void *mp,
+			  size_t len)
+{
+	const void *v = NULL;
+	const char *s;
+	size_t vlen = 0, n = 0;
+
+	if (is_age(c)) {
+		if (codec_msgpack_get_str(mp, len, "metadata.creationTimestamp", &s, &n) != 0)
+			s = NULL;
+		return put_age(tw, s, n);
+	}
+	if (c->path != NULL && codec_msgpack_get(mp, len, c->path, &v, &vlen) != 0)
+		v = NULL;
+	return put_path_cell(tw, c, v, vlen);
+}
+
+/* The row's cells: computed ones from @mpc (msgpack printers) or @cells
+ * (trees), the rest from the bytes. */
+static int put_cells(struct kapi_table *tw, const struct api_cells_mp *mpc, const json_t *cells,
+		     const void *mp, size_t len)
 {
 	struct buf *out = tw->out;
 	const json_t *cell;
@@ -873,6 +917,26 @@ static int put_cells(struct kapi_table *tw, const json_t *cells, const void *mp,
 
 		if (!tw->msgpack && i > 0 && (rc = put_lit(out, ",")) != 0)
 			break;
+		if (mpc != NULL && i < API_CELLS_MP_COLS) {
+			if (mpc->cell[i] != NULL) {
+				rc = put_text(tw, mpc->cell[i]);
+				continue;
+			}
+			if (mpc->resolved[i]) {
+				rc = put_path_cell(tw, c, mpc->value[i].p, mpc->value[i].len);
+				continue;
+			}
+			if (is_age(c) && mpc->created_known) {
+				const char *s = NULL;
+				size_t n = 0;
+
+				if (mpc->created.p != NULL &&
+				    codec_msgpack_str(mpc->created.p, mpc->created.len, &s, &n) != 0)
+					s = NULL;
+				rc = put_age(tw, s, n);
+				continue;
+			}
+		}
 		cell = !is_age(c) ? json_array_get(cells, i) : NULL;
 		if (cell == NULL)
 			rc = put_plain_cell(tw, c, mp, len);
@@ -913,10 +977,18 @@ int kapi__table_row(struct kapi_table *tw, const char *key, size_t key_len, cons
 {
 	struct buf *out = tw->out;
 	size_t mark = out->len;
+	struct api_cells_mp mpc;
+	const struct api_cells_mp *from_mp = NULL;
 	json_t *cells = NULL;
 	int rc;
 
-	if (tw->need_tree && (cells = cells_get(tw, key, key_len, mp, len, rv)) == NULL)
+	/* Kinds with msgpack printers need neither a tree nor the cache;
+	 * an object they cannot decide on takes the tree path. */
+	if (tw->need_tree && api_table_cells_mp_supported(tw->k) &&
+	    api_table_cells_mp(tw->k, mp, len, tw->now, &mpc) == 0)
+		from_mp = &mpc;
+	if (tw->need_tree && from_mp == NULL &&
+	    (cells = cells_get(tw, key, key_len, mp, len, rv)) == NULL)
 		return -ENOMEM;
 	if (tw->msgpack)
 		rc = codec_mp_map(out, tw->include != 0 ? 2 : 1) || codec_mp_cstr(out, "cells") ||
@@ -926,7 +998,7 @@ int kapi__table_row(struct kapi_table *tw, const char *key, size_t key_len, cons
 	else
 		rc = put_lit(out, tw->rows > 0 ? ",{\"cells\":[" : "{\"cells\":[");
 	if (rc == 0)
-		rc = put_cells(tw, cells, mp, len);
+		rc = put_cells(tw, from_mp, cells, mp, len);
 	if (rc == 0 && !tw->msgpack)
 		rc = put_lit(out, "]");
 	if (rc == 0 && tw->include != 0)
