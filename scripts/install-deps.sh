@@ -6,7 +6,7 @@ set -eu
 PACKAGES="
 build-essential autoconf automake libtool pkg-config autoconf-archive git
 libraft-dev libuv1-dev libmsgpack-dev libyaml-dev libh2o-dev libjansson-dev
-libssl-dev libcurl4-openssl-dev libcmocka-dev libbsd-dev
+libssl-dev libcurl4-openssl-dev libnghttp2-dev libcmocka-dev libbsd-dev
 openssl curl nghttp2-client procps iproute2 python3
 etcd-server etcd-client man-db debhelper dpkg-dev fakeroot lintian rpm
 libarchive-dev runc containernetworking-plugins busybox-static iputils-ping
