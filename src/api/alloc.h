@@ -70,7 +70,7 @@ const char *api_ip_range_family_name(const struct api_ip_range *r);
 struct api_port_range {
 	uint32_t base;
 	uint32_t size;
-	char text[16]; /* "30000-32767" */
+	char text[24]; /* "30000-32767"; room for two unsigned */
 };
 
 /* Parses "30000-32767", "30000+2767" (base+offset, as Kubernetes' port

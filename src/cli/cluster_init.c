@@ -372,11 +372,11 @@ static int find_capstand(const char *given, char *buf, size_t len)
 		if (slash != NULL) {
 			*slash = '\0';
 			/* The build tree, then an installed layout. */
-			snprintf(buf, len, "%s/capstand", self);
-			if (access(buf, X_OK) == 0)
+			if ((size_t)snprintf(buf, len, "%s/capstand", self) < len &&
+			    access(buf, X_OK) == 0)
 				return CLI_EXIT_OK;
-			snprintf(buf, len, "%s/../sbin/capstand", self);
-			if (access(buf, X_OK) == 0)
+			if ((size_t)snprintf(buf, len, "%s/../sbin/capstand", self) < len &&
+			    access(buf, X_OK) == 0)
 				return CLI_EXIT_OK;
 		}
 	}

@@ -1460,7 +1460,7 @@ static int start_nodes(const struct layout *l, struct admin *a, const struct up_
 		return code;
 	for (unsigned i = 0; i < m; i++) {
 		struct lnode *n = &nodes[i];
-		uint16_t port;
+		uint16_t port = 0;
 		lnode_init(l, i + 1, n);
 		rv = mkdir_p(n->dir, 0700);
 		if (rv != 0)

@@ -265,7 +265,7 @@ static int request_cert(const char *pki_dir, const char *node_name, const char *
 	rv = -ECONNREFUSED;
 	for (i = 0; servers[i] != NULL; i++) {
 		char url[1024];
-		long status;
+		long status = 0;
 		const char *crt, *ca;
 		snprintf(url, sizeof(url), "%s/capstan/v1/nodes/certificate", servers[i]);
 		json_decref(res);
