@@ -117,8 +117,6 @@ struct apply_batch {
 };
 
 #define CLOSE_DRAIN_MS 2000u
-#define NODELAY_CHECK_MS 250u /* see nodelay_check() */
-#define NODELAY_DONE_MAX 32u
 #define APPLY_BATCH_MAX 256
 #define KICK_PEERS_MAX 16
 #define APPLY_BATCH_BYTES (4u << 20)
@@ -243,14 +241,6 @@ struct replica {
 	void *close_data;
 	uint64_t close_deadline; /* uv_now() limit of the drain at close */
 
-	/* Raft connections with Nagle's algorithm switched off. */
-	uint64_t nodelay_at; /* uv_now() of the last look */
-	struct {
-		const uv_handle_t *h;
-		uv_os_fd_t fd;
-	} nodelay_done[NODELAY_DONE_MAX];
-	unsigned n_nodelay_done;
-
 	/* Telling followers the commit index at once (see commit_kick()). */
 	int (*io_start)(struct raft_io *io, unsigned msecs,
 			raft_io_tick_cb tick, raft_io_recv_cb recv);
@@ -265,7 +255,6 @@ struct replica {
 };
 
 static void evaluate(struct replica *r);
-static void nodelay_check(struct replica *r);
 static void snapshot_schedule(struct replica *r);
 static void defer_cb(uv_timer_t *t);
 static void wait_timer_cb(uv_timer_t *t);
@@ -1506,97 +1495,10 @@ static void evaluate(struct replica *r)
 	change_pump(r);
 	if (r->started && !r->closing) {
 		reconcile_step(r);
-		nodelay_check(r);
 		snapshot_schedule(r);
 	}
 
 	r->in_evaluate = false;
-}
-
-/* libraft 0.15's TCP transport leaves Nagle's algorithm on, and its leader
- * pipelines AppendEntries on a connection that carries nothing back (the
- * answers travel on the follower's own connection). A message sent while
- * the previous one is unacknowledged then waits for the follower's delayed
- * ACK: measured under load as 40-48 ms stalls of every write in flight,
- * several times a second. The transport offers no hook, so its outgoing
- * connections are found among the loop's handles (the peer is a member's
- * raft address) and switched to TCP_NODELAY, a few times a second. */
-struct nodelay_walk {
-	struct replica *r;
-	bool seen[NODELAY_DONE_MAX];
-};
-
-static bool nodelay_peer_is_member(struct replica *r, uv_os_fd_t fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char ip[64], addr[80];
-	int port;
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
-		return false;
-	if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-		if (uv_ip4_name(in, ip, sizeof(ip)) != 0)
-			return false;
-		port = ntohs(in->sin_port);
-	} else {
-		return false; /* libraft 0.15 speaks IPv4 only */
-	}
-	snprintf(addr, sizeof(addr), "%s:%d", ip, port);
-	for (unsigned i = 0; i < r->raft.configuration.n; i++) {
-		const struct raft_server *srv = &r->raft.configuration.servers[i];
-		if (srv->id != r->id && strcmp(srv->address, addr) == 0)
-			return true;
-	}
-	return false;
-}
-
-static void nodelay_walk_cb(uv_handle_t *h, void *arg)
-{
-	struct nodelay_walk *w = arg;
-	struct replica *r = w->r;
-	uv_os_fd_t fd;
-	int one = 1;
-
-	if (h->type != UV_TCP || uv_is_closing(h) ||
-	    uv_fileno(h, &fd) != 0)
-		return;
-	for (unsigned i = 0; i < r->n_nodelay_done; i++) {
-		if (r->nodelay_done[i].h == h && r->nodelay_done[i].fd == fd) {
-			w->seen[i] = true;
-			return;
-		}
-	}
-	if (!nodelay_peer_is_member(r, fd))
-		return;
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
-		return;
-	if (r->n_nodelay_done < NODELAY_DONE_MAX) {
-		r->nodelay_done[r->n_nodelay_done].h = h;
-		r->nodelay_done[r->n_nodelay_done].fd = fd;
-		w->seen[r->n_nodelay_done] = true;
-		r->n_nodelay_done++;
-	}
-}
-
-static void nodelay_check(struct replica *r)
-{
-	struct nodelay_walk w;
-	uint64_t now = uv_now(r->loop);
-	unsigned j = 0;
-
-	if (now - r->nodelay_at < NODELAY_CHECK_MS)
-		return;
-	r->nodelay_at = now;
-	memset(&w, 0, sizeof(w));
-	w.r = r;
-	uv_walk(r->loop, nodelay_walk_cb, &w);
-	/* Forget connections that are gone. */
-	for (unsigned i = 0; i < r->n_nodelay_done; i++)
-		if (w.seen[i])
-			r->nodelay_done[j++] = r->nodelay_done[i];
-	r->n_nodelay_done = j;
 }
 
 /* ------------------------------------------------------------ commit kick */
@@ -1851,6 +1753,46 @@ long syscall(long number, ...)
 		return -1;
 	}
 	return sys(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* libraft 0.15's TCP transport leaves Nagle's algorithm on, and its leader
+ * pipelines AppendEntries on a connection that carries nothing back (the
+ * answers travel on the follower's own connection). A message sent while
+ * the previous one is unacknowledged then waits for the follower's delayed
+ * ACK: measured under load as 40-48 ms stalls of every write in flight,
+ * several times a second. The transport offers no hook; its connections
+ * are made with connect(2) through libuv, so this program's connect()
+ * switches Nagle off on every TCP socket it connects. The process's other
+ * TCP clients (libcurl, h2o) want it off as well. Finding the raft sockets
+ * among the loop's handles instead cost a getpeername() per handle a few
+ * times a second: a loop stall of 1.2 ms with 900 API connections. */
+typedef int (*connect_fn)(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len);
+
+int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	static connect_fn fn;
+	connect_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
+	/* glibc's type is a transparent union of pointers under _GNU_SOURCE,
+	 * a plain pointer otherwise: either way the pointer comes first. */
+	const struct sockaddr *sa = *(const struct sockaddr *const *)&addr;
+	int type = 0, one = 1, saved = errno;
+	socklen_t tlen = sizeof(type);
+
+	if (f == NULL) {
+		void *p = dlsym(RTLD_NEXT, "connect");
+		memcpy(&f, &p, sizeof f); /* POSIX: object to function pointer */
+		__atomic_store_n(&fn, f, __ATOMIC_RELEASE);
+	}
+	if (f == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (sa != NULL && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) &&
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 &&
+	    type == SOCK_STREAM)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	errno = saved;
+	return f(fd, addr, len);
 }
 
 /* Both run on every loop iteration, the prepare one just before the loop

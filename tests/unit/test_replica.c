@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <jansson.h>
@@ -1334,6 +1335,60 @@ static void snapshot_interval_grows_with_store(void **state)
 	node_close(f, n);
 }
 
+/* libraft's TCP transport connects through libuv; this program's connect()
+ * switches Nagle's algorithm off on such sockets (see replica.c). */
+struct nodelay_probe {
+	bool done;
+	int status;
+	int nodelay;
+};
+
+static void nodelay_connect_cb(uv_connect_t *req, int status)
+{
+	struct nodelay_probe *p = req->data;
+	uv_os_fd_t fd;
+	socklen_t len = sizeof(p->nodelay);
+
+	p->status = status;
+	if (status == 0 && uv_fileno((uv_handle_t *)req->handle, &fd) == 0)
+		getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &p->nodelay, &len);
+	p->done = true;
+}
+
+static void ignore_connection_cb(uv_stream_t *server, int status)
+{
+	(void)server;
+	(void)status; /* left pending: the client's connect completes anyway */
+}
+
+static void tcp_connect_nodelay(void **state)
+{
+	struct fixture *f = *state;
+	uv_tcp_t server, client;
+	uv_connect_t req;
+	struct sockaddr_in addr;
+	struct sockaddr_storage bound;
+	int blen = sizeof(bound);
+	struct nodelay_probe p = {false, -1, 0};
+
+	assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
+	assert_int_equal(uv_tcp_init(&f->loop, &server), 0);
+	assert_int_equal(uv_tcp_bind(&server, (const struct sockaddr *)&addr, 0), 0);
+	assert_int_equal(uv_listen((uv_stream_t *)&server, 4, ignore_connection_cb), 0);
+	assert_int_equal(uv_tcp_getsockname(&server, (struct sockaddr *)&bound, &blen), 0);
+	assert_int_equal(uv_tcp_init(&f->loop, &client), 0);
+	req.data = &p;
+	assert_int_equal(uv_tcp_connect(&req, &client, (const struct sockaddr *)&bound,
+					nodelay_connect_cb),
+			 0);
+	run_until(f, flag_set, &p.done);
+	assert_int_equal(p.status, 0);
+	assert_int_equal(p.nodelay, 1);
+	uv_close((uv_handle_t *)&client, NULL);
+	uv_close((uv_handle_t *)&server, NULL);
+	uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
 static void close_unstarted(void **state)
 {
 	struct fixture *f = *state;
@@ -1375,6 +1430,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(snapshot_interval_grows_with_store,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(tcp_connect_nodelay, setup,
+						teardown),
 	};
 	/* CAPSTAN_TEST_FILTER=name runs one test (cmocka's wildcard syntax). */
 	if (getenv("CAPSTAN_TEST_FILTER") != NULL)
