@@ -169,6 +169,8 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 	int rv;
 
 	memset(&f->result, 0, sizeof f->result);
+	f->applied_entries++;
+	f->applied_bytes += buf->len;
 	rv = store_cmd_decode(buf->base, buf->len, &cmd);
 	if (rv != 0) {
 		/* Deterministic on every replica: a no-op that reports why. */

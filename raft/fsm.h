@@ -61,6 +61,8 @@ struct fsm {
 	fsm_apply_hook hook;
 	void *hook_data;
 	char errmsg[128]; /* why the latest restore or snapshot failed */
+	uint64_t applied_entries; /* entries applied since init, and their */
+	uint64_t applied_bytes;   /* encoded bytes: the mean entry size */
 
 	/* Snapshot in a child process (private). The loop thread owns these
 	 * except while libraft runs snapshot_async() in the thread pool,

@@ -126,7 +126,7 @@ struct apply_batch {
  * writes fewer, larger messages (c=64: 12.2K -> 15.1K writes/s). An idle
  * leader submits at once, so a lone write waits for nothing. */
 #define APPLY_INFLIGHT_MAX 1u
-#define SNAPSHOT_STORE_RATIO 4u /* see snapshot_schedule() */
+#define SNAPSHOT_STORE_RATIO 2u /* see snapshot_schedule() */
 _Static_assert(sizeof(struct apply_internal) <=
 		       sizeof(((struct replica_apply *)0)->internal),
 	       "struct replica_apply internal space too small");
@@ -1605,15 +1605,20 @@ static void snapshot_schedule(struct replica *r)
 
 	/* A snapshot writes the whole store: with a fixed interval its cost
 	 * per write grows with the store (c=64 writes over 200K keys: 35
-	 * instead of 24 us of CPU per write and member). Waiting for a
-	 * quarter of the store's key count in entries bounds it to four keys
-	 * written per entry; the log kept in memory grows to a quarter of the
-	 * store at most. Fixed from one snapshot to the next, or the target
-	 * below, a multiple of the interval, would move with every write. */
+	 * instead of 24 us of CPU per write and member). Waiting until the
+	 * log holds 1/SNAPSHOT_STORE_RATIO of the store's bytes (at the mean
+	 * entry size so far) bounds it to that many bytes written per byte
+	 * of log; the log, which libraft also keeps in memory, stays under
+	 * that share of the store. Fixed from one snapshot to the next, or
+	 * the target below, a multiple of the interval, would move with
+	 * every write. */
 	if (r->snap_interval == 0 ||
 	    r->snap_interval_at != r->raft.log.snapshot.last_index) {
-		uint64_t quarter = store_count(r->store) / SNAPSHOT_STORE_RATIO;
-		r->snap_interval = quarter > interval ? quarter : interval;
+		uint64_t share = 0;
+		if (r->fsm.applied_entries > 0 && r->fsm.applied_bytes > 0)
+			share = store_bytes(r->store) / SNAPSHOT_STORE_RATIO /
+				(r->fsm.applied_bytes / r->fsm.applied_entries + 1);
+		r->snap_interval = share > interval ? share : interval;
 		r->snap_interval_at = r->raft.log.snapshot.last_index;
 	}
 	interval = r->snap_interval;

@@ -91,6 +91,7 @@ struct store {
 	struct store_config config;
 	struct entry_tree tree;
 	size_t count;
+	uint64_t bytes; /* keys and values of the live entries */
 	uint64_t rev;
 	uint64_t compacted;
 	uint64_t time_ms; /* the largest command time seen */
@@ -384,6 +385,11 @@ size_t store_count(const struct store *s)
 	return s->count;
 }
 
+uint64_t store_bytes(const struct store *s)
+{
+	return s->bytes;
+}
+
 static bool cmd_valid(const struct store_cmd *cmd)
 {
 	switch (cmd->type) {
@@ -490,9 +496,12 @@ static int apply_put(struct store *s, const struct store_cmd *cmd,
 		e->create_rev = s->rev + 1;
 		RB_INSERT(entry_tree, &s->tree, e);
 		s->count++;
+		s->bytes += cmd->key_len;
 	} else {
+		s->bytes -= e->val->len;
 		blob_unref(e->val);
 	}
+	s->bytes += cmd->val_len;
 	e->val = val;
 	e->mod_rev = s->rev + 1;
 	history_append(s, key, blob_ref(val), STORE_EVENT_PUT, e->create_rev,
@@ -547,6 +556,7 @@ static int apply_delete(struct store *s, const struct store_cmd *cmd,
 	create_rev = e->create_rev;
 	RB_REMOVE(entry_tree, &s->tree, e);
 	s->count--;
+	s->bytes -= e->key_len + e->val->len;
 	/* The event takes over the entry's reference to the last value. */
 	history_append(s, key, e->val, STORE_EVENT_DELETE, create_rev, false);
 	e->val = NULL;
@@ -1036,11 +1046,12 @@ out:
 /* Decodes the entries into @t (empty). Fails with -EBADMSG or -ENOMEM,
  * leaving whatever was inserted for the caller to clear. */
 static int restore_entries(struct rbuf *r, uint64_t count, uint64_t rev,
-			   struct entry_tree *t)
+			   struct entry_tree *t, uint64_t *ret_bytes)
 {
 	const struct entry *prev = NULL;
 	uint64_t i;
 
+	*ret_bytes = 0;
 	for (i = 0; i < count; i++) {
 		uint64_t n, create_rev, mod_rev;
 		const void *key, *val;
@@ -1071,6 +1082,7 @@ static int restore_entries(struct rbuf *r, uint64_t count, uint64_t rev,
 		e->mod_rev = mod_rev;
 		/* Keys arrive sorted, so the insert always goes rightmost. */
 		RB_INSERT(entry_tree, t, e);
+		*ret_bytes += key_len + val_len;
 		prev = e;
 	}
 	return 0;
@@ -1080,7 +1092,7 @@ int store_restore(struct store *s, const void *buf, size_t len)
 {
 	struct rbuf r = {buf, (const unsigned char *)buf + len};
 	struct entry_tree fresh = RB_INITIALIZER(&fresh);
-	uint64_t n, format, rev, compacted, count;
+	uint64_t n, format, rev, compacted, count, bytes;
 	struct store_watch *w;
 	int rv;
 
@@ -1094,7 +1106,7 @@ int store_restore(struct store *s, const void *buf, size_t len)
 	/* Each entry takes at least 5 bytes: reject absurd counts early. */
 	if (count > (uint64_t)(r.end - r.p) / 5)
 		return -EBADMSG;
-	rv = restore_entries(&r, count, rev, &fresh);
+	rv = restore_entries(&r, count, rev, &fresh, &bytes);
 	if (rv != 0)
 		goto err_after_tree;
 	if (r.p != r.end) {
@@ -1106,6 +1118,7 @@ int store_restore(struct store *s, const void *buf, size_t len)
 	tree_clear(&s->tree);
 	s->tree = fresh;
 	s->count = (size_t)count;
+	s->bytes = bytes;
 	s->rev = rev;
 	/* The history is not in the snapshot: it restarts at the revision. */
 	s->compacted = rev;

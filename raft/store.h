@@ -104,6 +104,9 @@ uint64_t store_compacted(const struct store *s);
 /* Number of keys. */
 size_t store_count(const struct store *s);
 
+/* Bytes of the live keys and values (what a snapshot mostly writes). */
+uint64_t store_bytes(const struct store *s);
+
 /* Applies a command. Failed conditions change nothing (the revision stays)
  * and are reported in ret_result->status, with the key's current mod_rev
  * and create_rev (0 when absent). Returns 0, or -ENOMEM / -EINVAL

@@ -807,6 +807,9 @@ static void snapshot_round_trip(void **state)
 	assert_int_equal(store_restore(r, st.buf, st.len), 0);
 	assert_int_equal(store_revision(r), store_revision(s));
 	assert_int_equal(store_count(r), store_count(s));
+	/* /a=3, /big, /c="": keys and values, the replaced and deleted gone. */
+	assert_int_equal(store_bytes(s), 2 + 1 + 4 + sizeof(big) + 2);
+	assert_int_equal(store_bytes(r), store_bytes(s));
 	assert_int_equal(store_compacted(r), store_revision(s));
 	store_iter_seek(s, &i1, NULL, 0);
 	store_iter_seek(r, &i2, NULL, 0);
