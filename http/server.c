@@ -24,6 +24,7 @@
  * owner back.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -220,6 +221,47 @@ static void conn_handle_closed_cb(uv_handle_t *h)
 	maybe_finish_close(s);
 }
 
+/* libuv reports a read that found the socket empty (EAGAIN) as nread 0;
+ * it makes one after any read that filled the buffer it was given. The
+ * TLS read callback of libh2o 2.2.5 takes every nread that is not
+ * positive for an I/O error and closes the connection without a word, so
+ * an HTTP/2 client whose TLS records happened to add up to 8,192 bytes
+ * lost its connection and every request on it (five 1,634-byte pod POSTs
+ * in one burst did it; 47-tls-reads). h2o's callback is a static
+ * function: it is learnt from the uv_read_start() that h2o_accept() makes
+ * on a TLS connection's stream, and from then on this program's
+ * uv_read_start() hands libuv a filter in its place. */
+typedef int (*uv_read_start_fn)(uv_stream_t *stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb);
+
+static uv_read_cb h2o_tls_read_cb;
+static const uv_stream_t *tls_accepting; /* inside h2o_accept() of TLS */
+
+static void tls_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	if (nread == 0)
+		return; /* nothing read, nothing wrong */
+	h2o_tls_read_cb(stream, nread, buf);
+}
+
+int uv_read_start(uv_stream_t *stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb)
+{
+	static uv_read_start_fn fn;
+	uv_read_start_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
+
+	if (f == NULL) {
+		void *p = dlsym(RTLD_NEXT, "uv_read_start");
+		memcpy(&f, &p, sizeof(f)); /* POSIX: object to function pointer */
+		__atomic_store_n(&fn, f, __ATOMIC_RELEASE);
+	}
+	if (f == NULL)
+		return UV_ENOSYS;
+	if (stream == tls_accepting && h2o_tls_read_cb == NULL && read_cb != tls_read_cb)
+		h2o_tls_read_cb = read_cb;
+	if (read_cb != NULL && read_cb == h2o_tls_read_cb)
+		read_cb = tls_read_cb;
+	return f(stream, alloc_cb, read_cb);
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct http_server *s = listener->data;
@@ -248,7 +290,10 @@ static void on_accept(uv_stream_t *listener, int status)
 	sock->on_close.cb = conn_sock_closed_cb;
 	sock->on_close.data = conn;
 	conn->sock = sock;
+	if (tls)
+		tls_accepting = (uv_stream_t *)&conn->tcp;
 	h2o_accept(tls ? &s->accept_tls : &s->accept_plain, sock);
+	tls_accepting = NULL;
 }
 
 static struct http_conn *conn_of(h2o_req_t *req)
