@@ -1182,24 +1182,13 @@ static void stop_tick_cb(uv_handle_t *h, void *arg)
 	t->n++;
 }
 
-/* A follower holding a committed entry learns of the commit at once, not
- * with the leader's next heartbeat. Once the follower has joined (libraft
- * probes a new follower at most once per heartbeat, so a join needs
- * ticks), both replicas' tick timers are stopped: from then on neither
- * heartbeats nor elections happen, and the AppendEntries that carries the
- * new entry leaves before the entry commits (the follower's vote commits
- * it). The only message that can then tell the follower the commit index
- * is the leader's extra empty AppendEntries (commit_kick(), which runs
- * libraft's tick itself). Without it the follower never applies the entry
- * and run_until() fails at the hang guard: nothing here depends on how
- * fast anything runs. */
-static void follower_learns_commit_at_once(void **state)
+/* nodes[0] leads, nodes[1] joins it as a voter; returns once both stores
+ * are equal. */
+static void start_pair(struct fixture *f)
 {
-	struct fixture *f = *state;
 	struct node *n1 = &f->nodes[0], *n2 = &f->nodes[1];
 	struct converged conv = {n1, n2};
 	struct change_req add;
-	struct tick_timers ticks = {.repeat = test_heartbeat_ms};
 
 	node_init(f, n1, 1);
 	node_init(f, n2, 2);
@@ -1215,6 +1204,26 @@ static void follower_learns_commit_at_once(void **state)
 	run_until(f, flag_set, &add.done);
 	assert_int_equal(add.status, 0);
 	run_until(f, stores_converged, &conv);
+}
+
+/* A follower holding a committed entry learns of the commit at once, not
+ * with the leader's next heartbeat. Once the follower has joined (libraft
+ * probes a new follower at most once per heartbeat, so a join needs
+ * ticks), both replicas' tick timers are stopped: from then on neither
+ * heartbeats nor elections happen, and the AppendEntries that carries the
+ * new entry leaves before the entry commits (the follower's vote commits
+ * it). The only message that can then tell the follower the commit index
+ * is the leader's extra empty AppendEntries (commit_kick(), which runs
+ * libraft's tick itself). Without it the follower never applies the entry
+ * and run_until() fails at the hang guard: nothing here depends on how
+ * fast anything runs. */
+static void follower_learns_commit_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct node *n1 = &f->nodes[0], *n2 = &f->nodes[1];
+	struct tick_timers ticks = {.repeat = test_heartbeat_ms};
+
+	start_pair(f);
 
 	uv_walk(&f->loop, stop_tick_cb, &ticks);
 	assert_int_equal(ticks.n, 2); /* one per replica, or this proves nothing */
@@ -1235,26 +1244,12 @@ static void one_batch_in_flight(void **state)
 	struct fixture *f = *state;
 	struct node *n1 = &f->nodes[0], *n2 = &f->nodes[1];
 	struct converged conv = {n1, n2};
-	struct change_req add;
 	struct apply_req a[30];
 	struct apply_set set = {a, 30};
 	struct replica_status st0, st1;
 	char key[32];
 
-	node_init(f, n1, 1);
-	node_init(f, n2, 2);
-	assert_int_equal(node_new(f, n1, 0), 0);
-	node_start_leader(f, n1, true);
-	assert_int_equal(node_new(f, n2, 0), 0);
-	assert_int_equal(replica_start(n2->r), 0);
-	memset(&add, 0, sizeof add);
-	add.req.data = &add;
-	assert_int_equal(replica_add_member(n1->r, &add.req, n2->id, n2->addr,
-					    n2->url, change_cb),
-			 0);
-	run_until(f, flag_set, &add.done);
-	assert_int_equal(add.status, 0);
-	run_until(f, stores_converged, &conv);
+	start_pair(f);
 
 	replica_get_status(n1->r, &st0);
 	memset(a, 0, sizeof a);
