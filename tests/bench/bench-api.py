@@ -185,9 +185,9 @@ def bench_lists(cl, args, extra, leader, follower):
 
 
 def bench_watch(cl, args, extra, leader, follower, prefix):
-    """capstan answers a watch's headers with its first event, so the
-    watchers count as established once each has seen one of the warm-up
-    creates; the measured creates follow."""
+    """The watchers count as established once each has seen one of the
+    warm-up creates (an event proves the stream is live end to end); the
+    measured creates follow."""
     api = Api(cl.members[leader])
     p = None
     try:
