@@ -63,45 +63,43 @@ static void fwd_again(struct fwd_op *f)
 		http__wait_leader(hr, 503, "the leader is unreachable, try again");
 }
 
+bool http__fwd_retry(int err, const struct http_client_response *res)
+{
+	return err == -ENOTCONN || (err == 0 && res->status == HTTP_STATUS_NOT_HANDLED);
+}
+
+void http__fwd_answer(struct http_server *s, h2o_req_t *req, int err,
+		      const struct http_client_response *res)
+{
+	if (err != 0 && err != -ECANCELED && err != -ENOMEM) /* -ETIMEDOUT, -EIO */
+		http__leader_invalidate(s);
+	if (req == NULL)
+		return;
+	if (err == 0 && res->status >= 200 && res->status <= 599)
+		http_send_raw(req, (int)res->status, res->content_type, res->body, res->body_len);
+	else if (err == 0)
+		http_send_status(req, 504, "Timeout",
+				 "the leader gave an invalid answer: the outcome of the request is "
+				 "unknown");
+	else if (err == -ECANCELED)
+		http_send_status(req, 503, NULL, "the server is shutting down");
+	else if (err == -ENOMEM)
+		http_send_status(req, 500, NULL, "out of memory");
+	else
+		http_send_status(req, 504, "Timeout",
+				 "the leader did not answer: the outcome of the request is unknown");
+}
+
 static void fwd_cb(void *data, int err, const struct http_client_response *res)
 {
 	struct fwd_op *f = data;
-	h2o_req_t *req;
 
-	if (err == 0 && res->status == HTTP_STATUS_NOT_HANDLED) {
+	if (http__fwd_retry(err, res)) {
 		fwd_again(f);
 		return;
 	}
-	if (err == 0) {
-		req = http__op_detach(&f->op);
-		if (req != NULL) {
-			if (res->status >= 200 && res->status <= 599)
-				http_send_raw(req, (int)res->status, res->content_type, res->body,
-					      res->body_len);
-			else
-				http_send_status(req, 504, "Timeout",
-						 "the leader gave an invalid answer: the outcome "
-						 "of the request is unknown");
-		}
-		http__op_free(&f->op);
-		return;
-	}
-	switch (err) {
-	case -ENOTCONN:
-		fwd_again(f);
-		break;
-	case -ECANCELED:
-		fwd_fail(f, 503, NULL, "the server is shutting down");
-		break;
-	case -ENOMEM:
-		fwd_fail(f, 500, NULL, "out of memory");
-		break;
-	default: /* -ETIMEDOUT, -EIO */
-		http__leader_invalidate(f->op.server);
-		fwd_fail(f, 504, "Timeout",
-			 "the leader did not answer: the outcome of the request is unknown");
-		break;
-	}
+	http__fwd_answer(f->op.server, http__op_detach(&f->op), err, res);
+	http__op_free(&f->op);
 }
 
 /* Header values are cut to what fits. */

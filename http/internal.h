@@ -221,6 +221,16 @@ void http__leader_close(struct http_server *s);
  * answer. The caller has authenticated and authorized the user. */
 void http__forward(struct http_request *hr);
 
+/* The outcome rules above, for any forwarded request (forward.c and the
+ * store's batches, store_api.c). http__fwd_retry(): nothing was done
+ * (nothing sent, or the leader answered HTTP_STATUS_NOT_HANDLED), so wait
+ * for a leader and dispatch again. Otherwise http__fwd_answer() relays the
+ * leader's answer or the failure to @req (NULL: the client left), and
+ * forgets the leader when it did not answer. */
+bool http__fwd_retry(int err, const struct http_client_response *res);
+void http__fwd_answer(struct http_server *s, h2o_req_t *req, int err,
+		      const struct http_client_response *res);
+
 /* Follower (store_api.c): sends the store command @cmd (copied), built
  * here from the request of @hr, to the leader in its next batch of writes
  * (http_client_batch(); at most once). @cb runs exactly once, maybe from

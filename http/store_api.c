@@ -546,14 +546,13 @@ static void fwd_write_cb(void *data, int err, const struct http_client_response 
 {
 	struct fwd_write *f = data;
 	struct http_request *hr;
-	h2o_req_t *req;
 
-	if (err == 0 && res->status == 200) {
-		fwd_write_result(f, res);
+	if (http__fwd_retry(err, res)) {
+		fwd_write_again(f);
 		return;
 	}
-	if (err == 0 && res->status == HTTP_STATUS_NOT_HANDLED) {
-		fwd_write_again(f);
+	if (err == 0 && res->status == 200) {
+		fwd_write_result(f, res);
 		return;
 	}
 	if (err == 0 && res->status == 405) {
@@ -565,36 +564,8 @@ static void fwd_write_cb(void *data, int err, const struct http_client_response 
 			http__forward(hr);
 		return;
 	}
-	if (err == 0) {
-		req = http__op_detach(&f->op);
-		if (req != NULL) {
-			if (res->status >= 200 && res->status <= 599)
-				http_send_raw(req, (int)res->status, res->content_type, res->body,
-					      res->body_len);
-			else
-				http_send_status(req, 504, "Timeout",
-						 "the leader gave an invalid answer: the outcome "
-						 "of the request is unknown");
-		}
-		fwd_write_free(f);
-		return;
-	}
-	switch (err) {
-	case -ENOTCONN:
-		fwd_write_again(f);
-		break;
-	case -ECANCELED:
-		fwd_write_fail(f, 503, NULL, "the server is shutting down");
-		break;
-	case -ENOMEM:
-		fwd_write_fail(f, 500, NULL, "out of memory");
-		break;
-	default: /* -ETIMEDOUT, -EIO */
-		http__leader_invalidate(f->op.server);
-		fwd_write_fail(f, 504, "Timeout",
-			       "the leader did not answer: the outcome of the request is unknown");
-		break;
-	}
+	http__fwd_answer(f->op.server, http__op_detach(&f->op), err, res);
+	fwd_write_free(f);
 }
 
 /* Follower: forwards @cmd in the leader's next batch (or the classic way
