@@ -837,6 +837,37 @@ static void add_and_remove_member(void **state)
 	node_close(f, n1);
 }
 
+/* Starts @n and adds it to @leader's cluster as a voter. */
+static void join_voter(struct fixture *f, struct node *leader, struct node *n)
+{
+	struct change_req add;
+
+	assert_int_equal(node_new(f, n, 0), 0);
+	assert_int_equal(replica_start(n->r), 0);
+	memset(&add, 0, sizeof add);
+	add.req.data = &add;
+	assert_int_equal(replica_add_member(leader->r, &add.req, n->id, n->addr,
+					    n->url, change_cb),
+			 0);
+	run_until(f, flag_set, &add.done);
+	assert_int_equal(add.status, 0);
+}
+
+/* nodes[0] leads, nodes[1] joins it as a voter; returns once both stores
+ * are equal. */
+static void start_pair(struct fixture *f)
+{
+	struct node *n1 = &f->nodes[0], *n2 = &f->nodes[1];
+	struct converged conv = {n1, n2};
+
+	node_init(f, n1, 1);
+	node_init(f, n2, 2);
+	assert_int_equal(node_new(f, n1, 0), 0);
+	node_start_leader(f, n1, true);
+	join_voter(f, n1, n2);
+	run_until(f, stores_converged, &conv);
+}
+
 /* A leader removing itself steps down, notices its removal, and the other
  * member takes over and drops the old leader's members entry. */
 static void remove_leader_itself(void **state)
@@ -844,21 +875,13 @@ static void remove_leader_itself(void **state)
 	struct fixture *f = *state;
 	struct node *n1 = &f->nodes[0], *n2 = &f->nodes[1];
 	struct member_check m1_on_2 = {n2, n1};
-	struct change_req add, rm;
+	struct change_req rm;
 
 	node_init(f, n1, 1);
 	node_init(f, n2, 2);
 	assert_int_equal(node_new(f, n1, 0), 0);
 	node_start_leader(f, n1, true);
-	assert_int_equal(node_new(f, n2, 0), 0);
-	assert_int_equal(replica_start(n2->r), 0);
-	memset(&add, 0, sizeof add);
-	add.req.data = &add;
-	assert_int_equal(replica_add_member(n1->r, &add.req, n2->id, n2->addr,
-					    n2->url, change_cb),
-			 0);
-	run_until(f, flag_set, &add.done);
-	assert_int_equal(add.status, 0);
+	join_voter(f, n1, n2);
 
 	memset(&rm, 0, sizeof rm);
 	rm.req.data = &rm;
@@ -884,7 +907,7 @@ static void add_unreachable_times_out(void **state)
 {
 	struct fixture *f = *state;
 	struct node *n1 = &f->nodes[0], *n2 = &f->nodes[1];
-	struct change_req ghost, add;
+	struct change_req ghost;
 	struct replica_status st;
 	char ghost_addr[64];
 
@@ -904,15 +927,7 @@ static void add_unreachable_times_out(void **state)
 	replica_get_status(n1->r, &st);
 	assert_int_equal(st.n_members, 1);
 
-	assert_int_equal(node_new(f, n2, 0), 0);
-	assert_int_equal(replica_start(n2->r), 0);
-	memset(&add, 0, sizeof add);
-	add.req.data = &add;
-	assert_int_equal(replica_add_member(n1->r, &add.req, n2->id, n2->addr,
-					    n2->url, change_cb),
-			 0);
-	run_until(f, flag_set, &add.done);
-	assert_int_equal(add.status, 0);
+	join_voter(f, n1, n2);
 	assert_true(is_voter_in(n1, n2->id));
 	node_close(f, n2);
 	node_close(f, n1);
@@ -1180,30 +1195,6 @@ static void stop_tick_cb(uv_handle_t *h, void *arg)
 		return;
 	uv_timer_stop((uv_timer_t *)h);
 	t->n++;
-}
-
-/* nodes[0] leads, nodes[1] joins it as a voter; returns once both stores
- * are equal. */
-static void start_pair(struct fixture *f)
-{
-	struct node *n1 = &f->nodes[0], *n2 = &f->nodes[1];
-	struct converged conv = {n1, n2};
-	struct change_req add;
-
-	node_init(f, n1, 1);
-	node_init(f, n2, 2);
-	assert_int_equal(node_new(f, n1, 0), 0);
-	node_start_leader(f, n1, true);
-	assert_int_equal(node_new(f, n2, 0), 0);
-	assert_int_equal(replica_start(n2->r), 0);
-	memset(&add, 0, sizeof add);
-	add.req.data = &add;
-	assert_int_equal(replica_add_member(n1->r, &add.req, n2->id, n2->addr,
-					    n2->url, change_cb),
-			 0);
-	run_until(f, flag_set, &add.done);
-	assert_int_equal(add.status, 0);
-	run_until(f, stores_converged, &conv);
 }
 
 /* A follower holding a committed entry learns of the commit at once, not
