@@ -916,6 +916,29 @@ static int rd_nil(struct rbuf *r)
  *   [ format = 1, revision, compacted,
  *     [ [key: bin, value: bin, create_rev, mod_rev], ... in key order ] ]
  */
+/* Packs that layout into @pk; -1 as soon as its writer fails. */
+static int pack_snapshot(const struct store *s, msgpack_packer *pk)
+{
+	struct entry *e;
+
+	if (msgpack_pack_array(pk, 4) != 0 ||
+	    msgpack_pack_uint64(pk, STORE_SNAPSHOT_FORMAT) != 0 ||
+	    msgpack_pack_uint64(pk, s->rev) != 0 ||
+	    msgpack_pack_uint64(pk, s->compacted) != 0 ||
+	    msgpack_pack_array(pk, s->count) != 0)
+		return -1;
+	RB_FOREACH(e, entry_tree, (struct entry_tree *)&s->tree)
+	{
+		if (msgpack_pack_array(pk, 4) != 0 ||
+		    msgpack_pack_bin_with_body(pk, e->key, e->key_len) != 0 ||
+		    msgpack_pack_bin_with_body(pk, e->val->data, e->val->len) != 0 ||
+		    msgpack_pack_uint64(pk, e->create_rev) != 0 ||
+		    msgpack_pack_uint64(pk, e->mod_rev) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 int store_snapshot(const struct store *s, void **ret_buf, size_t *ret_len)
 {
 	struct wbuf w = {0};
@@ -934,22 +957,8 @@ int store_snapshot(const struct store *s, void **ret_buf, size_t *ret_len)
 		return -ENOMEM;
 	w.cap = cap;
 	msgpack_packer_init(&pk, &w, wbuf_write);
-	if (msgpack_pack_array(&pk, 4) != 0 ||
-	    msgpack_pack_uint64(&pk, STORE_SNAPSHOT_FORMAT) != 0 ||
-	    msgpack_pack_uint64(&pk, s->rev) != 0 ||
-	    msgpack_pack_uint64(&pk, s->compacted) != 0 ||
-	    msgpack_pack_array(&pk, s->count) != 0)
+	if (pack_snapshot(s, &pk) != 0)
 		goto err_overflow;
-	RB_FOREACH(e, entry_tree, (struct entry_tree *)&s->tree)
-	{
-		if (msgpack_pack_array(&pk, 4) != 0 ||
-		    msgpack_pack_bin_with_body(&pk, e->key, e->key_len) != 0 ||
-		    msgpack_pack_bin_with_body(&pk, e->val->data,
-					       e->val->len) != 0 ||
-		    msgpack_pack_uint64(&pk, e->create_rev) != 0 ||
-		    msgpack_pack_uint64(&pk, e->mod_rev) != 0)
-			goto err_overflow;
-	}
 	/* The bound above is loose by a few bytes per entry; hand back only
 	 * what was written when realloc can do it. */
 	shrunk = w.len > 0 ? STORE_REALLOC(w.data, w.len) : NULL;
@@ -1008,8 +1017,7 @@ int store_snapshot_stream(const struct store *s, size_t chunk,
 {
 	struct chunkbuf b = {0};
 	msgpack_packer pk;
-	struct entry *e;
-	int rv = 0;
+	int rv;
 
 	if (chunk < 64)
 		return -EINVAL;
@@ -1020,24 +1028,8 @@ int store_snapshot_stream(const struct store *s, size_t chunk,
 	b.write = write;
 	b.wdata = data;
 	msgpack_packer_init(&pk, &b, chunkbuf_write);
-	if (msgpack_pack_array(&pk, 4) != 0 ||
-	    msgpack_pack_uint64(&pk, STORE_SNAPSHOT_FORMAT) != 0 ||
-	    msgpack_pack_uint64(&pk, s->rev) != 0 ||
-	    msgpack_pack_uint64(&pk, s->compacted) != 0 ||
-	    msgpack_pack_array(&pk, s->count) != 0)
-		goto out;
-	RB_FOREACH(e, entry_tree, (struct entry_tree *)&s->tree)
-	{
-		if (msgpack_pack_array(&pk, 4) != 0 ||
-		    msgpack_pack_bin_with_body(&pk, e->key, e->key_len) != 0 ||
-		    msgpack_pack_bin_with_body(&pk, e->val->data,
-					       e->val->len) != 0 ||
-		    msgpack_pack_uint64(&pk, e->create_rev) != 0 ||
-		    msgpack_pack_uint64(&pk, e->mod_rev) != 0)
-			goto out;
-	}
-	chunkbuf_flush(&b);
-out:
+	if (pack_snapshot(s, &pk) == 0)
+		chunkbuf_flush(&b);
 	rv = b.err;
 	STORE_FREE(b.data);
 	return rv;
