@@ -209,6 +209,11 @@ bool http__write_here(struct http_request *hr);
  * one (a forwarded request: HTTP_STATUS_NOT_HANDLED). */
 void http__write_not_leader(struct http_request *hr);
 
+/* Answers a write that replica_apply() refused with @rv (nothing was
+ * appended): wait for the leader, HTTP_STATUS_NOT_HANDLED or 503 when
+ * closing, else 500. */
+void http__answer_refused(struct http_request *hr, int rv);
+
 /* Answers a request forwarded to this master that it will not handle. */
 void http__send_not_handled(h2o_req_t *req, const char *msg);
 

@@ -495,14 +495,7 @@ static void propose(struct http_request *hr, struct kapi_target *t, enum write_k
 	svc_unclaim(hr->server, c);
 	http__op_detach(&w->op);
 	write_op_free(w);
-	if (rv == REPLICA_ENOTLEADER)
-		http__write_not_leader(hr);
-	else if (rv == REPLICA_ESHUTDOWN && hr->forwarded)
-		http__send_not_handled(hr->req, "the server is shutting down");
-	else if (rv == REPLICA_ESHUTDOWN)
-		http_send_status(hr->req, 503, NULL, "the server is shutting down");
-	else
-		http_send_status(hr->req, 500, NULL, "the write failed: %s", strerror(-rv));
+	http__answer_refused(hr, rv);
 }
 
 static void apply_cb(struct replica_apply *a, int status, const struct store_result *res)

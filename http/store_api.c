@@ -393,8 +393,7 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Answers a write that replica_apply() refused (nothing was appended). */
-static void answer_refused(struct http_request *hr, int rv)
+void http__answer_refused(struct http_request *hr, int rv)
 {
 	if (rv == REPLICA_ENOTLEADER)
 		http__write_not_leader(hr);
@@ -815,7 +814,7 @@ static void do_write(struct http_request *hr, const char *key, size_t key_len, b
 	/* Not appended: nothing was done. */
 	http__op_detach(&w->op);
 	write_op_free(w);
-	answer_refused(hr, rv);
+	http__answer_refused(hr, rv);
 }
 
 /* ------------------------------------------------------------ entry */
