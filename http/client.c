@@ -50,9 +50,8 @@ struct creq {
 	http_client_cb cb;
 	void *data;
 	unsigned flags;
-	bool sent; /* the pre-request callback ran: it may have been written */
-	bool too_big;
-	struct buf resp; /* the body, NUL-terminated */
+	struct curl_uv_once once;
+	struct curl_uv_body body;
 	struct curl_slist headers[HEADERS_MAX + 1];
 	char header_buf[HEADERS_BUF];
 	LIST_ENTRY(creq) link; /* in reqs while active, in idle otherwise */
@@ -111,43 +110,11 @@ static void maybe_free(struct http_client *c)
 		cb(data);
 }
 
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct creq *r = userdata;
-	size_t n = size * nmemb;
-	int rv;
-
-	rv = buf_append_max(&r->resp, ptr, n, RESPONSE_MAX);
-	if (rv == -EFBIG)
-		r->too_big = true;
-	return rv == 0 ? n : 0;
-}
-
-/* Runs right before curl issues the request on a connection, also when
- * curl sends it again by itself (it retries a request whose reused
- * connection died before any answer, and a refused HTTP/2 stream). Such a
- * request may have reached the server the first time: unless the caller
- * said it is idempotent, it must not be sent twice. */
-static int prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
-		     int conn_primary_port, int conn_local_port)
-{
-	struct creq *r = clientp;
-
-	(void)conn_primary_ip;
-	(void)conn_local_ip;
-	(void)conn_primary_port;
-	(void)conn_local_port;
-	if (r->sent && !(r->flags & HTTP_CLIENT_IDEMPOTENT))
-		return CURL_PREREQFUNC_ABORT;
-	r->sent = true;
-	return CURL_PREREQFUNC_OK;
-}
-
 static void creq_free(struct creq *r)
 {
 	if (r->easy != NULL)
 		curl_easy_cleanup(r->easy);
-	buf_free(&r->resp);
+	buf_free(&r->body.buf);
 	free(r);
 }
 
@@ -185,10 +152,12 @@ static struct creq *creq_new(struct http_client *c)
 	/* The path goes as given: a forwarded store key "/a/../b" must not
 	 * become "/b" on the leader. */
 	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
-	curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
+	r->body.max = RESPONSE_MAX;
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, curl_uv_collect);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->body);
+	/* Sent twice only when the caller says the request is idempotent. */
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, curl_uv_prereq);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, &r->once);
 	return r;
 }
 
@@ -199,9 +168,9 @@ static void creq_release(struct http_client *c, struct creq *r)
 		creq_free(r);
 		return;
 	}
-	if (r->resp.cap > RESPONSE_KEEP)
-		buf_free(&r->resp);
-	r->resp.len = 0;
+	if (r->body.buf.cap > RESPONSE_KEEP)
+		buf_free(&r->body.buf);
+	r->body.buf.len = 0;
 	r->cb = NULL;
 	r->data = NULL;
 	LIST_INSERT_HEAD(&c->idle, r, link);
@@ -215,7 +184,7 @@ static void creq_release(struct http_client *c, struct creq *r)
  * although the server may have read it. */
 static int transfer_error(const struct creq *r, CURLcode code)
 {
-	if (!r->sent)
+	if (!r->once.sent)
 		return code == CURLE_OUT_OF_MEMORY ? -ENOMEM : -ENOTCONN;
 	return code == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
 }
@@ -231,13 +200,13 @@ static void transfer_done_cb(struct curl_uv *cu, CURL *easy, CURLcode result)
 
 	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
 	if (result != CURLE_OK) {
-		err = r->too_big ? -EIO : transfer_error(r, result);
+		err = r->body.too_big ? -EIO : transfer_error(r, result);
 	} else {
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
 		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
 		res.content_type = ct != NULL ? ct : "";
-		res.body = r->resp.data != NULL ? r->resp.data : "";
-		res.body_len = r->resp.len;
+		res.body = r->body.buf.data != NULL ? r->body.buf.data : "";
+		res.body_len = r->body.buf.len;
 	}
 	LIST_REMOVE(r, link);
 	c->n_reqs--;
@@ -515,7 +484,7 @@ void http_client_close(struct http_client *c, void (*cb)(void *data), void *data
 		c->n_reqs--;
 		/* Cancelling does not unsend: a request that may have gone out
 		 * has an unknown outcome. */
-		r->cb(r->data, r->sent ? -EIO : -ECANCELED, NULL);
+		r->cb(r->data, r->once.sent ? -EIO : -ECANCELED, NULL);
 		creq_free(r);
 	}
 	while ((r = LIST_FIRST(&c->idle)) != NULL) {
@@ -555,9 +524,10 @@ int http_client_request(struct http_client *c, const char *method, const char *u
 	r->cb = cb;
 	r->data = data;
 	r->flags = flags;
-	r->sent = false;
-	r->too_big = false;
-	r->resp.len = 0;
+	r->once.sent = false;
+	r->once.repeatable = (flags & HTTP_CLIENT_IDEMPOTENT) != 0;
+	r->body.too_big = false;
+	r->body.buf.len = 0;
 	/* The header list lives in the request itself (curl reads it, never
 	 * frees it). "Expect:" off: no 100-continue round trip; an empty
 	 * Content-Type unless the caller gives one (curl would invent a form

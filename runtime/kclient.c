@@ -75,10 +75,9 @@ struct kreq {
 	unsigned url_idx;  /* URL of the current attempt */
 	unsigned tried;    /* URLs tried in this round */
 	unsigned rounds;
-	bool sent; /* the pre-request callback ran for this attempt */
+	struct curl_uv_once once; /* for this attempt */
 	bool opener; /* the first request to a cold h2c URL */
-	bool too_big;
-	struct buf resp;
+	struct curl_uv_body resp;
 	TAILQ_ENTRY(kreq) link;
 };
 
@@ -275,36 +274,6 @@ static unsigned backoff_ms(unsigned n, unsigned max)
 
 /* ------------------------------------------------------------ requests */
 
-static size_t req_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct kreq *r = userdata;
-	size_t n = size * nmemb;
-	int rv;
-
-	rv = buf_append_max(&r->resp, ptr, n, RESPONSE_MAX);
-	if (rv == -EFBIG)
-		r->too_big = true;
-	return rv == 0 ? n : 0;
-}
-
-/* Runs before curl issues the request on a connection, also when curl
- * sends it again by itself on a reused connection that turned out dead.
- * Only a GET may go twice: a write may have reached the server. */
-static int req_prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
-			 int conn_primary_port, int conn_local_port)
-{
-	struct kreq *r = clientp;
-
-	(void)conn_primary_ip;
-	(void)conn_local_ip;
-	(void)conn_primary_port;
-	(void)conn_local_port;
-	if (r->sent && strcmp(r->method, "GET") != 0)
-		return CURL_PREREQFUNC_ABORT;
-	r->sent = true;
-	return CURL_PREREQFUNC_OK;
-}
-
 static void req_free(struct kreq *r)
 {
 	if (r == NULL)
@@ -315,7 +284,7 @@ static void req_free(struct kreq *r)
 	free(r->path);
 	free(r->body);
 	free(r->content_type);
-	buf_free(&r->resp);
+	buf_free(&r->resp.buf);
 	free(r);
 }
 
@@ -333,10 +302,12 @@ static struct kreq *req_new(struct kclient *c)
 		return NULL;
 	}
 	easy_common(c, r->easy, r);
-	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, req_write_cb);
-	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(r->easy, CURLOPT_PREREQFUNCTION, req_prereq_cb);
-	curl_easy_setopt(r->easy, CURLOPT_PREREQDATA, r);
+	r->resp.max = RESPONSE_MAX;
+	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, curl_uv_collect);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, &r->resp);
+	/* Only a GET may go twice: a write may have reached the server. */
+	curl_easy_setopt(r->easy, CURLOPT_PREREQFUNCTION, curl_uv_prereq);
+	curl_easy_setopt(r->easy, CURLOPT_PREREQDATA, &r->once);
 	return r;
 }
 
@@ -353,9 +324,9 @@ static void req_release(struct kclient *c, struct kreq *r)
 		req_free(r);
 		return;
 	}
-	if (r->resp.cap > RESPONSE_KEEP)
-		buf_free(&r->resp);
-	r->resp.len = 0;
+	if (r->resp.buf.cap > RESPONSE_KEEP)
+		buf_free(&r->resp.buf);
+	r->resp.buf.len = 0;
 	r->cb = NULL;
 	r->data = NULL;
 	r->state = REQ_IDLE;
@@ -392,17 +363,17 @@ static void req_finish(struct kclient *c, struct kreq *r, int err, long status)
 	json_t *body = NULL;
 
 	if (err == 0) {
-		const char *p = r->resp.data != NULL ? r->resp.data : "";
+		const char *p = r->resp.buf.data != NULL ? r->resp.buf.data : "";
 		size_t i = 0;
 
-		while (i < r->resp.len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+		while (i < r->resp.buf.len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
 			i++;
-		if (i < r->resp.len && (p[i] == '{' || p[i] == '['))
-			body = json_loadb(p, r->resp.len, 0, NULL);
+		if (i < r->resp.buf.len && (p[i] == '{' || p[i] == '['))
+			body = json_loadb(p, r->resp.buf.len, 0, NULL);
 		res.status = status;
 		res.body = body;
 		res.raw = p;
-		res.raw_len = r->resp.len;
+		res.raw_len = r->resp.buf.len;
 	}
 	r->cb(r->data, err, err == 0 ? &res : NULL);
 	json_decref(body);
@@ -456,9 +427,10 @@ static int req_start(struct kreq *r)
 	r->opener = is_h2c(c, c->cur) && !(c->warm & (1u << c->cur));
 	if (r->opener)
 		c->opening |= 1u << c->cur;
-	r->sent = false;
-	r->too_big = false;
-	r->resp.len = 0;
+	r->once.sent = false;
+	r->once.repeatable = strcmp(r->method, "GET") == 0;
+	r->resp.too_big = false;
+	r->resp.buf.len = 0;
 	easy_set_url(c, r->easy, r->url_idx, r->path);
 	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, left);
 	if (curl_multi_add_handle(c->cu.multi, r->easy) != CURLM_OK) {
@@ -533,17 +505,17 @@ static void req_done(struct kclient *c, struct kreq *r, CURLcode result)
 	}
 
 	if (result != CURLE_OK) {
-		int err = r->too_big ? -EIO : curl_error(result, r->sent);
+		int err = r->resp.too_big ? -EIO : curl_error(result, r->once.sent);
 
 		if (c->verbose)
 			fprintf(stderr, "kclient: %s %s: %s (%s)\n", r->method, r->path,
-				curl_easy_strerror(result), r->sent ? "sent" : "not sent");
+				curl_easy_strerror(result), r->once.sent ? "sent" : "not sent");
 
-		if (err == -ENOMEM || r->too_big) {
+		if (err == -ENOMEM || r->resp.too_big) {
 			req_finish(c, r, err, 0);
 			return;
 		}
-		if (!r->sent || is_get) {
+		if (!r->once.sent || is_get) {
 			req_failover(c, r, err);
 			return;
 		}

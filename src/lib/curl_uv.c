@@ -194,3 +194,30 @@ void curl_uv_close(struct curl_uv *cu, curl_uv_close_cb cb)
 	uv_timer_stop(&cu->timer);
 	uv_close((uv_handle_t *)&cu->timer, timer_close_cb);
 }
+
+size_t curl_uv_collect(char *ptr, size_t size, size_t nmemb, void *body)
+{
+	struct curl_uv_body *b = body;
+	size_t n = size * nmemb;
+	int rv;
+
+	rv = buf_append_max(&b->buf, ptr, n, b->max);
+	if (rv == -EFBIG)
+		b->too_big = true;
+	return rv == 0 ? n : 0;
+}
+
+int curl_uv_prereq(void *once, char *conn_primary_ip, char *conn_local_ip,
+		   int conn_primary_port, int conn_local_port)
+{
+	struct curl_uv_once *o = once;
+
+	(void)conn_primary_ip;
+	(void)conn_local_ip;
+	(void)conn_primary_port;
+	(void)conn_local_port;
+	if (o->sent && !o->repeatable)
+		return CURL_PREREQFUNC_ABORT;
+	o->sent = true;
+	return CURL_PREREQFUNC_OK;
+}

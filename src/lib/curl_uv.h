@@ -8,6 +8,8 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include "src/lib/buf.h"
+
 /* curl names the sockets to watch (one uv_poll each) and when to be
  * called back (one uv_timer); both feed curl_multi_socket_action(). After
  * every action the owner's io_cb runs, then each finished transfer is
@@ -62,5 +64,30 @@ int curl_uv_init(struct curl_uv *cu, uv_loop_t *loop, curl_uv_done_cb done_cb,
  * call. No done_cb or io_cb runs after this, even if called from one of
  * them. */
 void curl_uv_close(struct curl_uv *cu, curl_uv_close_cb cb);
+
+/* Per-request pieces both clients share. curl_uv_collect() as
+ * CURLOPT_WRITEFUNCTION with a curl_uv_body as CURLOPT_WRITEDATA: the body
+ * in @buf (NUL-terminated), the transfer failing past @max bytes with
+ * @too_big set. curl_uv_prereq() as CURLOPT_PREREQFUNCTION with a
+ * curl_uv_once as CURLOPT_PREREQDATA: runs right before curl issues the
+ * request on a connection, also when curl sends it again by itself (a
+ * reused connection that died before any answer, a refused HTTP/2
+ * stream); such a request may have reached the server the first time, so
+ * the second send is refused unless @repeatable. Reset both (len, too_big,
+ * sent) before each transfer. */
+struct curl_uv_body {
+	struct buf buf;
+	size_t max;
+	bool too_big;
+};
+
+struct curl_uv_once {
+	bool sent; /* it may have been written */
+	bool repeatable;
+};
+
+size_t curl_uv_collect(char *ptr, size_t size, size_t nmemb, void *body);
+int curl_uv_prereq(void *once, char *conn_primary_ip, char *conn_local_ip,
+		   int conn_primary_port, int conn_local_port);
 
 #endif
