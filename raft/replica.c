@@ -40,6 +40,7 @@
 #include <assert.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
@@ -1759,6 +1760,66 @@ long syscall(long number, ...)
 	}
 	return sys(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
+
+/* libraft 0.15 prepares each open segment with posix_fallocate(), which
+ * leaves unwritten extents behind. Every write of the log to them then
+ * converts extents: its RWF_NOWAIT io_submit() completes with EAGAIN, and
+ * libraft submits it again from its thread pool (two more thread hops per
+ * write, measured on every write under load), and each O_DSYNC write
+ * commits the file system's journal. So this program's posix_fallocate()
+ * writes zeros over what it allocated, once, in the thread pool that
+ * prepares segments (as databases do with their write-ahead logs): the
+ * log's writes become plain overwrites. Only files opened O_DSYNC (libraft
+ * opens its segments so; nothing else here does) and only up to
+ * ZERO_FILL_MAX; any failure leaves it to what the C library did. */
+#if !defined(_FILE_OFFSET_BITS) /* else glibc renames it posix_fallocate64 */
+#define ZERO_FILL_CHUNK (256u * 1024u)
+#define ZERO_FILL_MAX ((off_t)1 << 30)
+
+static char zero_chunk[ZERO_FILL_CHUNK]; /* .bss: maps the zero page, no RSS */
+
+typedef int (*posix_fallocate_fn)(int fd, off_t offset, off_t len);
+
+int posix_fallocate(int fd, off_t offset, off_t len)
+{
+	static posix_fallocate_fn fn;
+	posix_fallocate_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
+	int flags, rv, saved = errno;
+	off_t at;
+
+	if (f == NULL) {
+		void *p = dlsym(RTLD_NEXT, "posix_fallocate");
+		memcpy(&f, &p, sizeof f); /* POSIX: object to function pointer */
+		__atomic_store_n(&fn, f, __ATOMIC_RELEASE);
+	}
+	if (f == NULL)
+		return ENOSYS;
+	rv = f(fd, offset, len);
+	if (rv != 0 || offset < 0 || len <= 0 || len > ZERO_FILL_MAX)
+		return rv;
+	flags = fcntl(fd, F_GETFL);
+	if (flags == -1 || (flags & O_DSYNC) != O_DSYNC || (flags & O_DIRECT) != 0) {
+		errno = saved;
+		return 0;
+	}
+	for (at = offset; at < offset + len;) {
+		size_t n = (size_t)(offset + len - at) < ZERO_FILL_CHUNK
+				   ? (size_t)(offset + len - at)
+				   : ZERO_FILL_CHUNK;
+		ssize_t w = pwrite(fd, zero_chunk, n, at);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) /* the space is reserved: the file is usable as it is */
+			break;
+		at += w;
+	}
+	/* Written through (O_DSYNC): the cached pages are clean; drop them, the
+	 * log writes with O_DIRECT. */
+	(void)posix_fadvise(fd, offset, len, POSIX_FADV_DONTNEED);
+	errno = saved;
+	return 0;
+}
+#endif
 
 /* libraft 0.15's TCP transport leaves Nagle's algorithm on, and its leader
  * pipelines AppendEntries on a connection that carries nothing back (the
