@@ -9,7 +9,8 @@ Prints writes/s, p50 and p99 for both and the ratio capstan/etcd, plus
 one more row at the top level with every request sent to the leader
 (which shows what forwarding from followers costs).
 Goal: capstan >= 3x etcd's writes/s at concurrency 64, with a lower p99.
-Prints figures; asserts nothing.
+Before each level the disk is settled (sync, written back), so that no
+level pays for the writes of the one before. Prints figures; asserts nothing.
 
 Options: --duration S (default 10), --warmup S (2), --concurrency 1,16,64,
 --only etcd|capstan, --no-leader-row. BENCH_KEEP=1 keeps the temporary directory.
@@ -31,6 +32,7 @@ def run_series(name, urls, extra, pids, conc, duration, warmup, leader_url=None)
     if leader_url:
         levels.append(("L%d" % conc[-1], conc[-1], [leader_url]))
     for label, c, targets in levels:
+        bl.settle_disk()
         cpu0 = sum(bl.cpu_seconds(p) for p in pids)
         busy0 = bl.system_busy_seconds()
         r = bl.loadgen(name, targets, concurrency=c, duration=duration, warmup=warmup,

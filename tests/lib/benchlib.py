@@ -96,6 +96,21 @@ def system_busy_seconds():
     return (sum(fields[:8]) - idle) / CLK_TCK
 
 
+def settle_disk(timeout=10.0):
+    """Flushes dirty pages and waits (up to timeout) until the kernel has
+    written them back, so that a measurement does not pay for the writes
+    of the one before it (an earlier system's log and snapshots)."""
+    os.sync()
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with open("/proc/meminfo") as f:
+            kb = {l.split(":")[0]: int(l.split()[1]) for l in f if l.startswith(("Dirty:", "Writeback:"))}
+        if kb.get("Dirty", 0) + kb.get("Writeback", 0) < 4096:
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+
+
 def machine():
     """One line describing the machine and its load."""
     model = "?"
