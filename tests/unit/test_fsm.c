@@ -579,6 +579,21 @@ static void overwrite_all(struct fsm *f)
 	fill(f->store, 2000, "changed after the snapshot point");
 }
 
+/* Mappings of snapshot children's output in this process. */
+static unsigned snapshot_maps(void)
+{
+	FILE *fp = fopen("/proc/self/maps", "r");
+	char line[512];
+	unsigned n = 0;
+
+	assert_non_null(fp);
+	while (fgets(line, sizeof line, fp) != NULL)
+		if (strstr(line, "memfd:capstan-snapshot") != NULL)
+			n++;
+	fclose(fp);
+	return n;
+}
+
 /* A forked snapshot holds the store as of snapshot(), not as of
  * snapshot_async(), and is byte-identical to one encoded on the loop. */
 static void fork_snapshot_point_in_time(void **state)
@@ -597,6 +612,10 @@ static void fork_snapshot_point_in_time(void **state)
 	assert_int_equal(f->child, 0);
 	assert_int_equal(f->memfd, -1);
 	assert_null(f->map);
+	/* Unmapped off the loop, but unmapped. */
+	for (int i = 0; i < 500 && snapshot_maps() > 0; i++)
+		usleep(10 * 1000);
+	assert_int_equal(snapshot_maps(), 0);
 	assert_int_equal(forked_len, direct_len);
 	assert_memory_equal(forked, direct, direct_len);
 
