@@ -1386,26 +1386,31 @@ static void tcp_connect_nodelay(void **state)
 
 /* ------------------------------------------------------------ log files */
 
+/* Extents of @fd (of the first 256) with @flag set, or -1 when the file
+ * system cannot tell. */
+static int extents_flagged(int fd, uint32_t fm_flags, uint32_t flag)
+{
+	uint64_t buf[(sizeof(struct fiemap) + 256 * sizeof(struct fiemap_extent)) / 8];
+	struct fiemap *fm = (struct fiemap *)buf;
+	int n = 0;
+
+	memset(buf, 0, sizeof buf);
+	fm->fm_length = FIEMAP_MAX_OFFSET;
+	fm->fm_flags = fm_flags;
+	fm->fm_extent_count = 256;
+	if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0)
+		return -1;
+	for (unsigned i = 0; i < fm->fm_mapped_extents; i++)
+		if (fm->fm_extents[i].fe_flags & flag)
+			n++;
+	return n;
+}
+
 /* Extents of @fd flagged unwritten (allocated, never written), or -1 when
  * the file system cannot tell. */
 static int unwritten_extents(int fd)
 {
-	struct {
-		struct fiemap fm;
-		struct fiemap_extent ext[256];
-	} b;
-	int n = 0;
-
-	memset(&b, 0, sizeof b);
-	b.fm.fm_length = FIEMAP_MAX_OFFSET;
-	b.fm.fm_flags = FIEMAP_FLAG_SYNC;
-	b.fm.fm_extent_count = 256;
-	if (ioctl(fd, FS_IOC_FIEMAP, &b.fm) != 0)
-		return -1;
-	for (unsigned i = 0; i < b.fm.fm_mapped_extents; i++)
-		if (b.ext[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN)
-			n++;
-	return n;
+	return extents_flagged(fd, FIEMAP_FLAG_SYNC, FIEMAP_EXTENT_UNWRITTEN);
 }
 
 /* Whether posix_fallocate() leaves unwritten extents in @dir when nobody
@@ -1490,21 +1495,7 @@ static void log_segments_written(void **state)
  * tell. No FIEMAP_FLAG_SYNC: that would write them back. */
 static int delalloc_extents(int fd)
 {
-	struct {
-		struct fiemap fm;
-		struct fiemap_extent ext[256];
-	} b;
-	int n = 0;
-
-	memset(&b, 0, sizeof b);
-	b.fm.fm_length = FIEMAP_MAX_OFFSET;
-	b.fm.fm_extent_count = 256;
-	if (ioctl(fd, FS_IOC_FIEMAP, &b.fm) != 0)
-		return -1;
-	for (unsigned i = 0; i < b.fm.fm_mapped_extents; i++)
-		if (b.ext[i].fe_flags & FIEMAP_EXTENT_DELALLOC)
-			n++;
-	return n;
+	return extents_flagged(fd, 0, FIEMAP_EXTENT_DELALLOC);
 }
 
 /* Whether a plain write in @dir shows as delayed allocation (ext4 and xfs
