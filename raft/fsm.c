@@ -1,8 +1,8 @@
 /* The Raft state machine over the store (see fsm.h for the formats). */
 #include "raft/fsm.h"
+#include "src/lib/thread.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,23 +376,12 @@ static void *unmap_main(void *arg)
 static void unmap_later(void *map, size_t len)
 {
 	struct unmap_job *j = malloc(sizeof *j);
-	pthread_attr_t attr;
-	pthread_t t;
-	sigset_t all, old;
-	bool started = false;
 
-	if (j != NULL && pthread_attr_init(&attr) == 0) {
+	if (j != NULL) {
 		j->map = map;
 		j->len = len;
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&attr, 64u * 1024u);
-		sigfillset(&all); /* no signal handler of the daemon runs there */
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		started = pthread_create(&t, &attr, unmap_main, j) == 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		pthread_attr_destroy(&attr);
 	}
-	if (!started) {
+	if (j == NULL || thread_start_detached(unmap_main, j) != 0) {
 		free(j);
 		munmap(map, len);
 	}

@@ -64,6 +64,7 @@
 #include <raft/uv.h>
 
 #include "raft/fsm.h"
+#include "src/lib/thread.h"
 
 #define MEMBER_KEY_MAX (sizeof REPLICA_MEMBERS_PREFIX + 24)
 #define RECONCILE_MAX_WRITES 64
@@ -1675,16 +1676,26 @@ static pid_t aiod_pid; /* the process whose thread it is (fork) */
 
 typedef long (*syscall_fn)(long number, ...);
 
+/* The definition of @name that this program's own hides (the C
+ * library's), looked up once into @cache; NULL if there is none. */
+static void *next_symbol(void **cache, const char *name)
+{
+	void *p = __atomic_load_n(cache, __ATOMIC_ACQUIRE);
+
+	if (p == NULL) {
+		p = dlsym(RTLD_NEXT, name);
+		__atomic_store_n(cache, p, __ATOMIC_RELEASE);
+	}
+	return p;
+}
+
 static syscall_fn libc_syscall(void)
 {
-	static syscall_fn fn;
-	syscall_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
+	static void *sym;
+	void *p = next_symbol(&sym, "syscall");
+	syscall_fn f;
 
-	if (f == NULL) {
-		void *p = dlsym(RTLD_NEXT, "syscall");
-		memcpy(&f, &p, sizeof f); /* POSIX: object to function pointer */
-		__atomic_store_n(&fn, f, __ATOMIC_RELEASE);
-	}
+	memcpy(&f, &p, sizeof f); /* POSIX: object to function pointer */
 	return f;
 }
 
@@ -1715,22 +1726,10 @@ static bool aiod_defer(unsigned long ctx)
 	if (aiod_state == 1 && aiod_pid != getpid())
 		aiod_state = 0; /* a forked child: the thread is not here */
 	if (aiod_state == 0) {
-		pthread_attr_t attr;
-		pthread_t t;
-		sigset_t all, old;
 		aiod_state = -1;
-		if (pthread_attr_init(&attr) == 0) {
-			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-			pthread_attr_setstacksize(&attr, 64u * 1024u);
-			/* No signal handler of the daemon runs there. */
-			sigfillset(&all);
-			pthread_sigmask(SIG_SETMASK, &all, &old);
-			if (pthread_create(&t, &attr, aiod_main, NULL) == 0) {
-				aiod_state = 1;
-				aiod_pid = getpid();
-			}
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			pthread_attr_destroy(&attr);
+		if (thread_start_detached(aiod_main, NULL) == 0) {
+			aiod_state = 1;
+			aiod_pid = getpid();
 		}
 	}
 	if (aiod_state == 1 && aiod_n < AIOD_QUEUE_MAX) {
@@ -1841,16 +1840,13 @@ typedef int (*posix_fallocate_fn)(int fd, off_t offset, off_t len);
 
 int posix_fallocate(int fd, off_t offset, off_t len)
 {
-	static posix_fallocate_fn fn;
-	posix_fallocate_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
+	static void *sym;
 	int flags, rv, saved = errno;
+	void *p = next_symbol(&sym, "posix_fallocate");
+	posix_fallocate_fn f;
 	off_t at;
 
-	if (f == NULL) {
-		void *p = dlsym(RTLD_NEXT, "posix_fallocate");
-		memcpy(&f, &p, sizeof f); /* POSIX: object to function pointer */
-		__atomic_store_n(&fn, f, __ATOMIC_RELEASE);
-	}
+	memcpy(&f, &p, sizeof f); /* POSIX: object to function pointer */
 	if (f == NULL)
 		return ENOSYS;
 	rv = f(fd, offset, len);
@@ -1895,19 +1891,16 @@ typedef int (*connect_fn)(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len);
 
 int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
-	static connect_fn fn;
-	connect_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
+	static void *sym;
 	/* glibc's type is a transparent union of pointers under _GNU_SOURCE,
 	 * a plain pointer otherwise: either way the pointer comes first. */
 	const struct sockaddr *sa = *(const struct sockaddr *const *)&addr;
 	int type = 0, one = 1, saved = errno;
 	socklen_t tlen = sizeof(type);
+	void *p = next_symbol(&sym, "connect");
+	connect_fn f;
 
-	if (f == NULL) {
-		void *p = dlsym(RTLD_NEXT, "connect");
-		memcpy(&f, &p, sizeof f); /* POSIX: object to function pointer */
-		__atomic_store_n(&fn, f, __ATOMIC_RELEASE);
-	}
+	memcpy(&f, &p, sizeof f); /* POSIX: object to function pointer */
 	if (f == NULL) {
 		errno = ENOSYS;
 		return -1;
